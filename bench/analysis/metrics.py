@@ -1,0 +1,169 @@
+"""Per-cell classification metrics: arrays in, numbers out.
+
+Pure functions in scikit-learn's style: data arguments are positional, options keyword-only,
+no I/O and no torch, so every number in a report can be recomputed on a laptop from the
+``predictions`` stored in a record (``label``, ``score``).
+
+Scores are *logit margins* (``logit1 - logit0``), never softmax probabilities: probabilities
+saturate out of domain, tie, and turn a real ranking into a fake AUC of exactly 0.5. A margin
+of 0 is the decision boundary, so the default threshold is ``0.0``; the predicted class is
+``score > threshold`` (a tie at the threshold is predicted negative).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+
+__all__ = ["binary_metrics", "accuracy", "overfit_ratio"]
+
+
+def _check_binary(labels, scores, caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert ``labels`` (0/1) and ``scores`` (finite floats) to 1-D arrays."""
+    y = np.asarray(labels)
+    s = np.asarray(scores, dtype=float)
+    if y.ndim != 1 or s.ndim != 1:
+        raise ValueError(f"{caller}: 'labels' and 'scores' must be 1-D; got shapes {y.shape} and {s.shape}. "
+                         "Flatten them first, e.g. with np.ravel.")
+    if len(y) != len(s):
+        raise ValueError(f"{caller}: 'labels' and 'scores' must have the same length; got {len(y)} and {len(s)}.")
+    if len(y) == 0:
+        raise ValueError(f"{caller}: 'labels' and 'scores' are empty; there is nothing to score.")
+    if not np.all(np.isin(y, (0, 1))):
+        bad = [v for v in np.unique(y).tolist() if v not in (0, 1)]
+        raise ValueError(f"{caller}: 'labels' must be binary 0/1 (1 = malignant); got other values {bad[:5]!r}.")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{caller}: 'scores' must be finite logit margins; got {int((~np.isfinite(s)).sum())} "
+                         "NaN or infinite values. A NaN margin usually means the network diverged.")
+    return y.astype(np.int64), s
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else math.nan
+
+
+def binary_metrics(labels, scores, *, threshold: float = 0.0) -> dict[str, float | int]:
+    """AUC, accuracy, F1, sensitivity and specificity of binary predictions from logit margins.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_samples,)
+        True labels, 1 = malignant (positive), 0 = benign or normal.
+    scores : array-like of shape (n_samples,)
+        Logit margins ``logit1 - logit0``; larger means more likely malignant.
+    threshold : float, default=0.0
+        A sample is predicted positive when ``score > threshold``. AUC does not depend on it.
+
+    Returns
+    -------
+    dict
+        ``auc, accuracy, f1, sensitivity, specificity`` (floats) and ``n, n_pos, n_neg`` (ints).
+        ``auc`` is NaN when only one class is present (the ROC curve is undefined);
+        ``sensitivity`` is NaN without positives and ``specificity`` NaN without negatives;
+        ``f1`` is 0 when there is no positive prediction and no positive label (``zero_division=0``).
+
+    Raises
+    ------
+    ValueError
+        If the inputs are not 1-D of equal, non-zero length, labels are not 0/1, or a score is not finite.
+
+    Examples
+    --------
+    >>> m = binary_metrics([0, 0, 1, 1], [-2.0, 0.5, 1.0, 3.0])
+    >>> m["auc"], m["accuracy"], m["sensitivity"], m["specificity"]
+    (1.0, 0.75, 1.0, 0.5)
+    >>> binary_metrics([1, 1], [0.3, 2.0])["auc"]
+    nan
+    """
+    y, s = _check_binary(labels, scores, "binary_metrics")
+    pred = (s > threshold).astype(np.int64)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
+    n_pos, n_neg = tp + fn, tn + fp
+    auc = float(roc_auc_score(y, s)) if n_pos and n_neg else math.nan
+    return {
+        "auc": auc,
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0)),
+        "sensitivity": _ratio(tp, n_pos),
+        "specificity": _ratio(tn, n_neg),
+        "n": int(len(y)),
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+    }
+
+
+def accuracy(labels, scores, *, threshold: float = 0.0) -> float:
+    """Share of samples whose predicted class (``score > threshold``) equals the label.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_samples,)
+        True labels, 0/1.
+    scores : array-like of shape (n_samples,)
+        Logit margins ``logit1 - logit0``.
+    threshold : float, default=0.0
+        Decision threshold on the margin.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+
+    Examples
+    --------
+    >>> accuracy([0, 1, 1, 0], [-1.0, 2.0, -0.5, 0.0])
+    0.75
+    >>> accuracy([0, 1, 1, 0], [-1.0, 2.0, -0.5, 0.0], threshold=-1.0)
+    0.75
+    """
+    y, s = _check_binary(labels, scores, "accuracy")
+    return float(accuracy_score(y, (s > threshold).astype(np.int64)))
+
+
+def overfit_ratio(train_acc: float | None, val_acc: float | None) -> float | None:
+    """Overfitting ratio ``beta = train_acc / val_acc`` (Falconi et al. 2020, eq. 7).
+
+    ``beta`` close to 1 means little overfitting; ``beta > 1`` means training accuracy runs ahead of
+    validation accuracy, i.e. the model overfitted. The two accuracies must be on the same scale
+    (both fractions or both percentages); the ratio itself has no unit.
+
+    Parameters
+    ----------
+    train_acc : float or None
+        Accuracy on the fine-tuning (training) set; None when nothing was fine-tuned.
+    val_acc : float or None
+        Accuracy on the evaluation (validation) set.
+
+    Returns
+    -------
+    float or None
+        - None if ``train_acc`` or ``val_acc`` is None (nothing was fine-tuned, or nothing evaluated);
+        - NaN if either accuracy is NaN, or both are 0 (0/0 is undefined);
+        - ``inf`` if ``val_acc`` is 0 and ``train_acc > 0`` (the most extreme overfitting);
+        - ``train_acc / val_acc`` otherwise.
+
+    Raises
+    ------
+    ValueError
+        If an accuracy is negative.
+
+    Examples
+    --------
+    >>> overfit_ratio(0.9, 0.75)
+    1.2
+    >>> overfit_ratio(None, 0.8) is None
+    True
+    >>> overfit_ratio(0.5, 0.0), overfit_ratio(0.0, 0.0)
+    (inf, nan)
+    """
+    if train_acc is None or val_acc is None:
+        return None
+    t, v = float(train_acc), float(val_acc)
+    if math.isnan(t) or math.isnan(v):
+        return math.nan
+    if t < 0 or v < 0:
+        raise ValueError(f"overfit_ratio: accuracies must be >= 0; got train_acc={train_acc!r}, val_acc={val_acc!r}.")
+    if v == 0:
+        return math.inf if t > 0 else math.nan
+    return t / v

@@ -1,0 +1,181 @@
+"""Command line: ``bench run | validate | report | ls``. It parses arguments and calls the library."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+EPILOG = """examples:
+  bench run smoke                      run the smoke suite on synthetic data, then render its report
+  bench validate suites/smoke.yaml     check a suite; print cells, NA cells and pre-training jobs
+  bench report results/smoke           re-render the tables from stored records (no training)
+  bench ls backbones                   list registered backbones (also: datasets, suites)
+"""
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one message, exit code 2."""
+
+
+def _results_root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("BENCH_RESULTS", "results"))
+
+
+def _reports_root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("BENCH_REPORTS", "reports"))
+
+
+def cmd_validate(args) -> int:
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    cells = suite.cells
+    na = [c for c in cells if c.na_reason]
+    print(f"suite {suite.name} ({suite.path}): OK")
+    a = suite.config.axes
+    print(f"  axes: {len(a.backbone)} backbone x {len(a.source)} source x {len(a.ft_fraction)} ft_fraction x "
+          f"{len(a.target)} target x {len(a.transfer)} transfer x {len(a.seed_list)} seed"
+          f"{f' minus {len(suite.config.exclude)} exclusion(s)' if suite.config.exclude else ''}")
+    print(f"  cells: {len(cells)} ({len(cells) - len(na)} to run, {len(na)} NA)")
+    for reason, n in Counter(c.na_reason for c in na).items():
+        print(f"    NA x{n}: {reason}")
+    jobs = suite.pretrain_jobs
+    print(f"  pre-training jobs: {len(jobs)}")
+    for pid, cfg in jobs.items():
+        print(f"    {pid}: {cfg['backbone']} on {cfg['source']}, seed {cfg['seed']}, {cfg['epochs']} epochs, "
+              f"{cfg['image_size']} px")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from bench.runner import run_suite, suite_records
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    root = _results_root(args.results)
+    n_na = sum(1 for c in suite.cells if c.na_reason)
+    print(f"suite {suite.name}: {len(suite.cells)} cells ({n_na} NA), {len(suite.pretrain_jobs)} pre-training "
+          f"job(s); results in {root / suite.name}", file=sys.stderr)
+    summary = run_suite(suite, results_root=root, progress=not args.no_progress)
+    print(f"done in {summary.seconds:.1f}s: {summary.computed} computed, {summary.na} NA, {summary.failed} failed, "
+          f"{summary.skipped} already done, {summary.pretrained} source pre-training(s)", file=sys.stderr)
+    path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports))
+    print(f"report: {path}")
+    return 1 if summary.failed else 0
+
+
+def _write_report(records: list[dict], suite: str, reports_root: Path) -> Path:
+    from bench.report import records_frame, render_report
+
+    out = reports_root / suite
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(render_report(records, suite=suite))
+    records_frame(records).to_csv(out / "cells.csv", index=False)
+    return out / "report.md"
+
+
+def cmd_report(args) -> int:
+    from bench.records import load_records
+
+    folder = Path(args.results_dir)
+    if not folder.is_dir():
+        raise CliError(f"{folder}: no such results folder. Run 'bench run SUITE' first, or pass results/<suite>.")
+    records = load_records(folder)
+    if not records:
+        raise CliError(f"{folder}: no cell records (*.json) found; is this a results/<suite> folder?")
+    records, dropped = latest_per_cell(records)
+    if dropped:
+        print(f"note: {dropped} older record(s) with the same axes but another config were left out "
+              f"(the newest of each is reported)", file=sys.stderr)
+    suite = args.suite or records[0].get("suite") or folder.name
+    path = _write_report(records, suite, _reports_root(args.reports))
+    print(f"report: {path}")
+    if args.print:
+        print(path.read_text())
+    return 0
+
+
+def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
+    """One record per set of axes: a suite edited between runs leaves stale records behind."""
+    def key(r):
+        c = r.get("cell", {})
+        return tuple(c.get(k) for k in ("backbone", "source", "ft_fraction", "target", "transfer", "seed"))
+
+    best: dict = {}
+    for r in records:
+        k = key(r)
+        date = (r.get("provenance") or {}).get("date", "")
+        if k not in best or date > (best[k].get("provenance") or {}).get("date", ""):
+            best[k] = r
+    return list(best.values()), len(records) - len(best)
+
+
+def cmd_ls(args) -> int:
+    if args.what == "backbones":
+        from bench.backbones import BACKBONES
+
+        for n in BACKBONES.names():
+            s = BACKBONES.get(n)
+            print(f"{n:24s} {'imagenet built-in' if s.imagenet else '':18s} {s.description}")
+    elif args.what == "datasets":
+        from bench.data import DATASETS
+
+        for n in DATASETS.names():
+            s = DATASETS.get(n)
+            print(f"{n:24s} {s.modality:12s} {s.description}")
+    else:
+        from bench.suite import list_suites
+
+        print("\n".join(list_suites()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="Transfer-learning benchmark harness for breast imaging.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a suite (skipping finished cells), then render its report")
+    r.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
+    r.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
+    r.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a suite without training; print cells and pre-training jobs")
+    v.add_argument("suite")
+    v.set_defaults(func=cmd_validate)
+
+    rep = sub.add_parser("report", help="render the report of a results folder from its records alone")
+    rep.add_argument("results_dir", help="a results/<suite> folder")
+    rep.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
+    rep.add_argument("--suite", help="suite name used for the report folder (default: from the records)")
+    rep.add_argument("--print", action="store_true", help="also print the Markdown report")
+    rep.set_defaults(func=cmd_report)
+
+    ls = sub.add_parser("ls", help="list backbones, datasets or suites")
+    ls.add_argument("what", choices=["backbones", "datasets", "suites"])
+    ls.set_defaults(func=cmd_ls)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bench.backbones._base import WeightsNotFoundError
+    from bench.registry import UnknownNameError
+    from bench.suite import SuiteError
+
+    try:
+        return args.func(args)
+    except (CliError, SuiteError, UnknownNameError, WeightsNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Datasets: the adapter contract, the dataset registry and ``load_dataset``.
+
+Every dataset, synthetic or real, is materialised as an :class:`ArrayDataset`: grayscale
+``uint8`` images already resized to the suite's image size, binary labels (1 = malignant),
+image ids and patient ids. Training code never sees files, only these arrays.
+
+A dataset is registered as a :class:`DatasetSpec`: a loader plus a pydantic model of the
+options a suite may set for it under ``data.<name>`` (unknown options are errors).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from bench.registry import Registry
+
+
+class DatasetOptions(BaseModel):
+    """Base class of a dataset's options (``data.<name>`` in a suite). Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ArrayDataset:
+    """A whole dataset in memory.
+
+    Attributes:
+        name: registry name of the dataset.
+        images: ``(N, H, W)`` uint8 grayscale images at the requested size.
+        labels: ``(N,)`` int64, 1 = malignant, 0 = benign or normal.
+        image_ids: ``(N,)`` str, unique per image.
+        patient_ids: ``(N,)`` str, or None when the dataset has no patient key
+            (then every image is its own group).
+        masks: ``(N, H, W)`` bool lesion masks, or None.
+        modality: "mammography" or "ultrasound" (informational).
+        meta: adapter metadata (generator parameters, fingerprints, ...).
+    """
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    image_ids: np.ndarray
+    patient_ids: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    modality: str = "mammography"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.labels)
+        if self.images.ndim != 3 or len(self.images) != n or len(self.image_ids) != n:
+            raise ValueError(f"dataset {self.name!r}: images {self.images.shape}, labels {n} and "
+                             f"image_ids {len(self.image_ids)} disagree")
+        if self.patient_ids is not None and len(self.patient_ids) != n:
+            raise ValueError(f"dataset {self.name!r}: {len(self.patient_ids)} patient ids for {n} images")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """The grouping key for leak-free splits: patient id, or the image id when there is none."""
+        return self.patient_ids if self.patient_ids is not None else self.image_ids
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: ``load(options, image_size=..., root=...) -> ArrayDataset``."""
+
+    name: str
+    load: Callable[..., ArrayDataset]
+    options: type[DatasetOptions] = DatasetOptions
+    modality: str = "mammography"
+    description: str = ""
+    needs_root: bool = False
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", group="bench.datasets")
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    return DATASETS.register(spec.name, spec)
+
+
+def load_dataset(name: str, options: dict | DatasetOptions | None = None, *, image_size: int,
+                 root: str | Path | None = None) -> ArrayDataset:
+    """Load a registered dataset by name, validating its options."""
+    spec = DATASETS.get(name)
+    if not isinstance(options, DatasetOptions):
+        options = spec.options(**(options or {}))
+    return spec.load(options, image_size=image_size, root=Path(root) if root else None)
+
+
+def _register_builtins() -> None:
+    from bench.data import synthetic  # noqa: F401  (registers synth-*)
+
+
+_register_builtins()

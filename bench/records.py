@@ -1,0 +1,73 @@
+"""Per-cell result records: one JSON file per cell, written atomically, loaded into DataFrames.
+
+A record is a plain dict (JSON object) with these keys:
+
+- ``schema`` (int), ``suite`` (str), ``cell_id`` (str)
+- ``status``: ``"ok"`` | ``"na"`` | ``"failed"``; ``reason``: str or None (why NA / why failed)
+- ``cell``: the axes, ``{"backbone", "source", "ft_fraction", "target", "transfer", "seed"}``
+- ``config``: the whole resolved cell config (what the cell id hashes)
+- ``metrics``: ``auc, accuracy, f1, sensitivity, specificity, train_acc, val_acc, beta,
+  n_finetune, n_eval`` (train_acc and beta are None when nothing was fine-tuned)
+- ``predictions``: columns ``image_id, patient_id, label, score`` (score = logit margin)
+- ``history``: list of per-epoch dicts; ``timing``; ``provenance``
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = 1
+FINISHED = ("ok", "na")
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` via a temp file in the same folder and ``os.replace``.
+
+    A reader sees either the old file, or the whole new one: never a half-written record.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, allow_nan=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def record_path(results_dir: str | Path, cell_id: str) -> Path:
+    return Path(results_dir) / f"{cell_id}.json"
+
+
+def read_record(path: str | Path) -> dict | None:
+    """A record, or None if the file is missing or not a complete record."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and "status" in rec and "cell_id" in rec else None
+
+
+def iter_records(results_dir: str | Path) -> Iterator[dict]:
+    """Every complete record in a suite's results folder (temp files and other JSON are skipped)."""
+    for p in sorted(Path(results_dir).glob("*.json")):
+        rec = read_record(p)
+        if rec is not None:
+            yield rec
+
+
+def load_records(results_dir: str | Path) -> list[dict]:
+    return list(iter_records(results_dir))
+
+
+def is_finished(results_dir: str | Path, cell_id: str) -> bool:
+    rec = read_record(record_path(results_dir, cell_id))
+    return rec is not None and rec.get("status") in FINISHED

@@ -1,0 +1,18 @@
+"""Datasets held in memory for the life of a run (loaded once, shared by every cell)."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from bench.data import ArrayDataset, load_dataset
+
+
+@lru_cache(maxsize=8)
+def _cached(name: str, options_json: str, image_size: int) -> ArrayDataset:
+    opts = json.loads(options_json)
+    root = opts.pop("root", None)
+    return load_dataset(name, opts, image_size=image_size, root=root)
+
+
+def get_dataset(name: str, options: dict, image_size: int) -> ArrayDataset:
+    return _cached(name, json.dumps(options, sort_keys=True), int(image_size))

@@ -1,0 +1,77 @@
+"""Source pre-training, computed once per (backbone, source, settings, seed) and cached.
+
+The checkpoint lives at ``<results_root>/pretrain/<pretrain_id>.pt`` (a plain state dict,
+loaded back with ``weights_only=True``) beside a JSON sidecar with its config, the held-out
+source AUC and the training history. The sidecar is written last: its presence means done.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.analysis.metrics import binary_metrics
+from bench.backbones import BACKBONES, create_backbone
+from bench.backbones._base import load_checkpoint
+from bench.data.splits import finetune_split
+from bench.records import read_record, write_json_atomic
+from bench.runner.datasets import get_dataset
+from bench.train import fit, predict
+
+
+def pretrain_paths(results_root: str | Path, pretrain_id: str) -> tuple[Path, Path]:
+    d = Path(results_root) / "pretrain"
+    return d / f"{pretrain_id}.pt", d / f"{pretrain_id}.json"
+
+
+def load_pretrained_meta(results_root, pretrain_id) -> dict | None:
+    ckpt, meta = pretrain_paths(results_root, pretrain_id)
+    if not ckpt.exists():
+        return None
+    rec = read_record(meta)
+    return rec if rec and rec.get("status") == "ok" else None
+
+
+def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, log=print) -> tuple[dict, dict]:
+    """The source-trained state dict for ``cfg`` (training it first if no cached copy exists)."""
+    ckpt, meta_path = pretrain_paths(results_root, pretrain_id)
+    meta = load_pretrained_meta(results_root, pretrain_id)
+    if meta is not None:
+        return load_checkpoint(ckpt), {**meta, "reused": True}
+    t0 = time.perf_counter()
+    spec = BACKBONES.get(cfg["backbone"])
+    source = get_dataset(cfg["source"], cfg["source_data"], cfg["image_size"])
+    seed = cfg["seed"]
+    if cfg["val_fraction"] > 0:
+        val_idx, train_idx = finetune_split(source.labels, source.groups, cfg["val_fraction"], seed)
+    else:
+        train_idx, val_idx = np.arange(len(source)), np.arange(0)
+    torch.manual_seed(seed)
+    model = create_backbone(cfg["backbone"], 2)
+    log(f"pre-training {cfg['backbone']} on {cfg['source']} ({len(train_idx)} images, {cfg['epochs']} epochs, "
+        f"held-out {len(val_idx)}) -> {ckpt.name}")
+    history = fit(model, source.images[train_idx], source.labels[train_idx], epochs=cfg["epochs"], lr=cfg["lr"],
+                  batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
+                  warmup_epochs=cfg["warmup_epochs"], mean=spec.mean, std=spec.std, seed=seed,
+                  on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
+                                         f"({e['seconds']:.1f}s)"))
+    held_out = None
+    if len(val_idx):
+        scores = predict(model, source.images[val_idx], mean=spec.mean, std=spec.std)
+        held_out = binary_metrics(source.labels[val_idx], scores)
+        log(f"  held-out source AUC {held_out['auc']:.3f}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=ckpt.parent, suffix=".pt.tmp")
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, ckpt)
+    meta = {"status": "ok", "cell_id": pretrain_id, "config": cfg, "held_out": held_out, "history": history,
+            "n_train": int(len(train_idx)), "n_held_out": int(len(val_idx)),
+            "seconds": time.perf_counter() - t0}
+    write_json_atomic(meta_path, meta)
+    return state, {**meta, "reused": False}

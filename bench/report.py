@@ -33,7 +33,8 @@ from tabulate import tabulate
 
 from bench.registry import closest
 
-__all__ = ["HIGHER_IS_BETTER", "records_frame", "table_transfer", "table_all_vs_hybrid", "render_report"]
+__all__ = ["HIGHER_IS_BETTER", "metric_caption", "records_frame", "table_transfer", "table_all_vs_hybrid",
+           "render_report"]
 
 HIGHER_IS_BETTER: dict[str, bool] = {
     "auc": True,
@@ -176,11 +177,11 @@ def metric_caption(metric: str) -> str:
 
 
 def _check_metric(df: pd.DataFrame, metric: str) -> None:
-    if metric not in df.columns or metric in ("cell_id", "status", "reason", *AXES):
-        names = [c for c in df.columns if c not in ("cell_id", "status", "reason", *AXES)]
+    names = [c for c in df.columns if c not in ("cell_id", "status", "reason", *AXES)]
+    if metric not in names:
         hint = closest(metric, names)
-        raise ValueError(f"unknown metric {metric!r}." + (f" Did you mean: {', '.join(map(repr, hint))}?" if hint else "")
-                         + f" Available: {', '.join(names)}.")
+        did_you_mean = f" Did you mean: {', '.join(map(repr, hint))}?" if hint else ""
+        raise ValueError(f"unknown metric {metric!r}.{did_you_mean} Available: {', '.join(names)}.")
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:

@@ -267,7 +267,6 @@ def _check_names(cfg: SuiteConfig, where: str) -> None:
     for i, t in enumerate(cfg.axes.target):
         if t not in DATASETS:
             raise _unknown(where, f"axes.target[{i}]", _err(DATASETS, t))
-    used = set(cfg.axes.target) | {s for s in cfg.axes.source if s not in SPECIAL_SOURCES}
     for dname, opts in cfg.data.items():
         if dname not in DATASETS:
             raise _unknown(where, f"data.{dname}", _err(DATASETS, dname))
@@ -275,7 +274,6 @@ def _check_names(cfg: SuiteConfig, where: str) -> None:
     for b in cfg.weights:
         if b not in BACKBONES:
             raise _unknown(where, f"weights.{b}", _err(BACKBONES, b))
-    del used
 
 
 def _err(registry, name) -> UnknownNameError:
@@ -342,6 +340,9 @@ def na_reason(source: str, ft_fraction: float, transfer: str) -> str | None:
     if ft_fraction == 0 and source == "imagenet":
         return ("not applicable: an ImageNet network has a 1000-class head, so it gives no benign/malignant "
                 "prediction without fine-tuning")
+    if source == "random" and transfer == "hybrid":
+        return ("not applicable: hybrid transfer from a random network keeps no pretrained layer, so it is the "
+                "same random network as transfer 'full'")
     if ft_fraction == 0 and transfer == "hybrid":
         return ("not applicable: hybrid transfer re-initialises every layer after the hybrid stage, "
                 "so without fine-tuning those layers are untrained")

@@ -7,7 +7,7 @@ the entry-point group ``bench.backbones`` or a module named in a suite's ``plugi
 from bench.backbones._base import BACKBONES, BackboneSpec, WeightsNotFoundError, create_backbone, register_backbone
 from bench.backbones._transfer import stage_boundaries, transfer_weights
 
-from bench.backbones import timm_models  # noqa: F401,E402  (registers the built-ins)
+from bench.backbones import timm_models, toy  # noqa: F401,E402  (register the built-ins)
 
 __all__ = ["BACKBONES", "BackboneSpec", "WeightsNotFoundError", "create_backbone", "register_backbone",
            "stage_boundaries", "transfer_weights"]

@@ -77,11 +77,13 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print) -> dict:
     metrics.update(train_acc=train_acc, val_acc=m["accuracy"], beta=overfit_ratio(train_acc, m["accuracy"]),
                    n_finetune=int(len(ft_idx)), n_eval=int(len(ev_idx)),
                    n_finetune_patients=int(len(set(target.groups[ft_idx]))))
+    split = {"finetune_image_ids": target.image_ids[ft_idx].tolist(),
+             "finetune_patient_ids": None if target.patient_ids is None else target.patient_ids[ft_idx].tolist()}
     preds = {"image_id": target.image_ids[ev_idx].tolist(),
              "patient_id": None if target.patient_ids is None else target.patient_ids[ev_idx].tolist(),
              "label": labels.astype(int).tolist(), "score": scores.astype(float).tolist()}
     t_end = time.perf_counter()
     return {**rec, "status": "ok", "metrics": metrics, "predictions": preds, "history": history,
-            "weights": weights,
+            "split": split, "weights": weights,
             "timing": {"setup_s": t_ready - t0, "finetune_s": t_trained - t_ready, "eval_s": t_end - t_trained,
                        "total_s": t_end - t0}}

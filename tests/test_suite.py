@@ -1,0 +1,133 @@
+"""Suite validation errors, cell expansion, NA rules and cell ids."""
+from __future__ import annotations
+
+import copy
+import textwrap
+
+import pytest
+
+from bench.suite import SuiteError, build_suite, load_suite
+
+BASE = {
+    "axes": {
+        "backbone": ["resnet18"],
+        "source": ["random", "imagenet", "synth-ddsm"],
+        "ft_fraction": [0, 0.1, 0.2],
+        "target": ["synth-inbreast", "synth-ultrasound"],
+        "transfer": ["full", "hybrid"],
+        "seeds": 2,
+    },
+}
+
+
+def suite_with(**changes):
+    raw = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return raw
+
+
+def error_of(raw) -> str:
+    with pytest.raises(SuiteError) as info:
+        build_suite(raw)
+    return str(info.value)
+
+
+def test_cell_count_is_product_minus_exclusions():
+    s = build_suite(copy.deepcopy(BASE))
+    assert len(s.cells) == 1 * 3 * 3 * 2 * 2 * 2
+    raw = suite_with(exclude=[{"source": "imagenet", "transfer": "hybrid"}])
+    assert len(build_suite(raw).cells) == 72 - 1 * 3 * 2 * 2
+
+
+def test_na_rules_imagenet_without_finetuning_and_hybrid_without_finetuning():
+    s = build_suite(copy.deepcopy(BASE))
+    for c in s.cells:
+        expect_na = (c.source == "imagenet" and c.ft_fraction == 0) or (c.transfer == "hybrid" and c.ft_fraction == 0) \
+            or (c.source == "random" and c.transfer == "hybrid")
+        assert (c.na_reason is not None) == expect_na, c.axes
+    reason = next(c.na_reason for c in s.cells if c.source == "imagenet" and c.ft_fraction == 0)
+    assert "1000-class head" in reason
+    assert all(c.pretrain_id is None for c in s.cells if c.na_reason)
+
+
+def test_cell_ids_are_stable_unique_and_depend_on_config():
+    a = build_suite(copy.deepcopy(BASE))
+    b = build_suite(copy.deepcopy(BASE))
+    assert [c.cell_id for c in a.cells] == [c.cell_id for c in b.cells]
+    assert len({c.cell_id for c in a.cells}) == len(a.cells)
+    changed = build_suite(suite_with(finetune={"epochs": 3}))
+    ids_a = {c.axes["seed"]: c.cell_id for c in a.cells if c.ft_fraction == 0.1}
+    ids_c = {c.axes["seed"]: c.cell_id for c in changed.cells if c.ft_fraction == 0.1}
+    assert set(ids_a.values()).isdisjoint(ids_c.values())
+    # fine-tune settings do not touch cells that do not fine-tune
+    no_ft = lambda s: {c.cell_id for c in s.cells if c.ft_fraction == 0}  # noqa: E731
+    assert no_ft(a) == no_ft(changed)
+
+
+def test_pretrain_jobs_one_per_backbone_source_seed():
+    s = build_suite(copy.deepcopy(BASE))
+    jobs = s.pretrain_jobs
+    assert len(jobs) == 2  # one backbone x one medical source x two seeds
+    users = [c for c in s.cells if c.pretrain_id and not c.na_reason]
+    assert len(users) > len(jobs) and {c.pretrain_id for c in users} == set(jobs)
+
+
+@pytest.mark.parametrize("changes, must_contain", [
+    ({"axes__backbone": ["resnet81"]}, ["axes.backbone[0]", "'resnet81'", "resnet18"]),
+    ({"axes__target": ["synth-inbrest"]}, ["axes.target[0]", "'synth-inbrest'", "synth-inbreast"]),
+    ({"axes__source": ["imagenett"]}, ["axes.source[0]", "'imagenett'", "imagenet"]),
+    ({"axes__transfer": ["hybird"]}, ["axes.transfer[0]", "hybird", "'full' or 'hybrid'"]),
+    ({"axes__ft_fraction": [1.5]}, ["axes.ft_fraction", "1.5"]),
+    ({"finetune__epoch": 3}, ["finetune.epoch", "unknown key", "epochs"]),
+    ({"axes__seed": 3}, ["axes.seed", "unknown key", "seeds"]),
+    ({"pretrian": {"epochs": 1}}, ["pretrian", "pretrain"]),
+    ({"finetune__lr": -1}, ["finetune.lr", "greater than 0"]),
+    ({"exclude": [{"sorce": "imagenet"}]}, ["exclude[0].sorce", "source"]),
+    ({"exclude": [{"source": "imagnet"}]}, ["exclude[0].source", "imagnet", "imagenet"]),
+    ({"data": {"synth-ddsm": {"n_imags": 10}}}, ["data.synth-ddsm.n_imags", "n_images"]),
+])
+def test_errors_name_field_value_and_closest_names(changes, must_contain):
+    msg = error_of(suite_with(**changes))
+    for needle in must_contain:
+        assert needle in msg, (needle, msg)
+
+
+def test_errors_name_the_file(tmp_path):
+    p = tmp_path / "typo.yaml"
+    p.write_text(textwrap.dedent("""
+        axes:
+          backbone: [resnet18]
+          source: [random]
+          ft_fraction: [0.1]
+          target: [synth-mias]
+          transfer: [ful]
+    """))
+    with pytest.raises(SuiteError, match=r"typo\.yaml: axes\.transfer\[0\]"):
+        load_suite(p)
+
+
+def test_suite_by_name_and_unknown_name():
+    s = load_suite("smoke")
+    assert s.name == "smoke" and s.path.name == "smoke.yaml"
+    with pytest.raises(SuiteError, match="Did you mean: smoke"):
+        load_suite("smok")
+
+
+def test_smoke_suite_covers_what_the_issue_asks():
+    s = load_suite("smoke")
+    ax = s.config.axes
+    assert {"random", "imagenet"} <= set(ax.source) and any(x.startswith("synth-ddsm") for x in ax.source)
+    assert set(ax.ft_fraction) == {0, 0.1, 0.2} and set(ax.transfer) == {"full", "hybrid"}
+    assert len(ax.target) >= 2
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("axes: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SuiteError, match="not valid YAML"):
+        load_suite(p)

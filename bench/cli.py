@@ -11,6 +11,7 @@ EPILOG = """examples:
   bench run smoke                      run the smoke suite on synthetic data, then render its report
   bench validate suites/smoke.yaml     check a suite; print cells, NA cells and pre-training jobs
   bench report results/smoke           re-render the tables from stored records (no training)
+  bench verify results/smoke           recompute every stored metric from the stored predictions
   bench ls backbones                   list registered backbones (also: datasets, suites)
 """
 
@@ -117,6 +118,37 @@ def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
     return list(best.values()), len(records) - len(best)
 
 
+def cmd_verify(args) -> int:
+    """Recompute every stored metric from the record's own predictions; report any disagreement."""
+    from bench.records import load_records
+    from bench.runner.cell import recompute_metrics
+
+    folder = Path(args.results_dir)
+    records = load_records(folder) if folder.is_dir() else []
+    if not records:
+        raise CliError(f"{folder}: no cell records found; pass a results/<suite> folder")
+    bad, checked = 0, 0
+    for r in records:
+        if r["status"] != "ok":
+            continue
+        checked += 1
+        fresh = recompute_metrics(r)
+        diffs = {k: (r["metrics"].get(k), v) for k, v in fresh.items()
+                 if not _same(r["metrics"].get(k), v)}
+        if diffs:
+            bad += 1
+            print(f"{r['cell_id']}: stored vs recomputed {diffs}")
+    print(f"{checked} ok records checked against scikit-learn on their own predictions: "
+          f"{'all agree' if not bad else f'{bad} disagree'}")
+    return 1 if bad else 0
+
+
+def _same(a, b, tol: float = 1e-9) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= tol or (a != a and b != b)  # NaN == NaN here
+
+
 def cmd_ls(args) -> int:
     if args.what == "backbones":
         from bench.backbones import BACKBONES
@@ -159,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--suite", help="suite name used for the report folder (default: from the records)")
     rep.add_argument("--print", action="store_true", help="also print the Markdown report")
     rep.set_defaults(func=cmd_report)
+
+    ver = sub.add_parser("verify", help="recompute each record's AUC, accuracy and beta from its predictions")
+    ver.add_argument("results_dir", help="a results/<suite> folder")
+    ver.set_defaults(func=cmd_verify)
 
     ls = sub.add_parser("ls", help="list backbones, datasets or suites")
     ls.add_argument("what", choices=["backbones", "datasets", "suites"])

@@ -144,3 +144,18 @@ def test_cli_validate_prints_cells_na_and_jobs():
     out = _bench("validate", "smoke")
     assert out.returncode == 0, out.stderr
     assert "cells:" in out.stdout and "NA" in out.stdout and "pre-training jobs: 1" in out.stdout
+
+
+def test_verify_recomputes_metrics_and_catches_a_tampered_record(tiny_run, tmp_path, capsys):
+    import shutil
+
+    _, root, _ = tiny_run
+    copy = tmp_path / "tiny"
+    shutil.copytree(root / "tiny", copy)
+    assert main(["verify", str(copy)]) == 0
+    victim = next(p for p in copy.glob("*.json") if json.loads(p.read_text())["status"] == "ok")
+    rec = json.loads(victim.read_text())
+    rec["metrics"]["auc"] = min(1.0, rec["metrics"]["auc"] + 0.05)
+    victim.write_text(json.dumps(rec))
+    assert main(["verify", str(copy)]) == 1
+    assert rec["cell_id"] in capsys.readouterr().out

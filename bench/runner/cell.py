@@ -41,6 +41,20 @@ def initial_weights(cell: Cell, model: torch.nn.Module, results_root: Path, log=
     return {**info, "transfer": moved}
 
 
+def evaluation_metrics(labels: np.ndarray, scores: np.ndarray, train_acc: float | None) -> dict:
+    """The per-cell metrics from evaluation labels and scores (and the fine-tune accuracy, if any)."""
+    m = binary_metrics(labels, scores)
+    out = {k: m[k] for k in ("auc", "accuracy", "f1", "sensitivity", "specificity")}
+    out.update(train_acc=train_acc, val_acc=m["accuracy"], beta=overfit_ratio(train_acc, m["accuracy"]))
+    return out
+
+
+def recompute_metrics(record: dict) -> dict:
+    """What :func:`evaluation_metrics` gives on a stored record's own predictions and train_acc."""
+    p = record["predictions"]
+    return evaluation_metrics(np.asarray(p["label"]), np.asarray(p["score"]), record["metrics"].get("train_acc"))
+
+
 def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print) -> dict:
     """Compute one cell and return its record (status ok or na; exceptions propagate to the runner)."""
     rec = base_record(suite, cell)
@@ -72,10 +86,8 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print) -> dict:
 
     scores = predict(model, target.images[ev_idx], mean=spec.mean, std=spec.std)
     labels = target.labels[ev_idx]
-    m = binary_metrics(labels, scores)
-    metrics = {k: m[k] for k in ("auc", "accuracy", "f1", "sensitivity", "specificity")}
-    metrics.update(train_acc=train_acc, val_acc=m["accuracy"], beta=overfit_ratio(train_acc, m["accuracy"]),
-                   n_finetune=int(len(ft_idx)), n_eval=int(len(ev_idx)),
+    metrics = evaluation_metrics(labels, scores, train_acc)
+    metrics.update(n_finetune=int(len(ft_idx)), n_eval=int(len(ev_idx)),
                    n_finetune_patients=int(len(set(target.groups[ft_idx]))))
     split = {"finetune_image_ids": target.image_ids[ft_idx].tolist(),
              "finetune_patient_ids": None if target.patient_ids is None else target.patient_ids[ft_idx].tolist()}

@@ -77,6 +77,7 @@ class DatasetSpec:
     modality: str = "mammography"
     description: str = ""
     needs_root: bool = False
+    scan: Callable[..., object] | None = None  # real datasets: scan(options, root) -> items.Scan
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", group="bench.datasets")
@@ -93,6 +94,24 @@ def load_dataset(name: str, options: dict | DatasetOptions | None = None, *, ima
     if not isinstance(options, DatasetOptions):
         options = spec.options(**(options or {}))
     return spec.load(options, image_size=image_size, root=Path(root) if root else None)
+
+
+def data_root(name: str, root: str | Path | None) -> Path:
+    """Where dataset ``name`` lives: an explicit root, else ``$BENCH_DATA_ROOT/<name>``."""
+    import os
+
+    from bench.data.items import DatasetFormatError
+
+    if root is None and os.environ.get("BENCH_DATA_ROOT"):
+        root = Path(os.environ["BENCH_DATA_ROOT"]) / name
+    if root is None:
+        raise DatasetFormatError(f"dataset {name!r} needs its folder: set data.{name}.root in the suite, pass "
+                                 f"--data-root, or set BENCH_DATA_ROOT (then it is $BENCH_DATA_ROOT/{name})")
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetFormatError(f"dataset {name!r}: folder {root} does not exist; fix data.{name}.root, "
+                                 f"--data-root or BENCH_DATA_ROOT")
+    return root
 
 
 def _register_builtins() -> None:

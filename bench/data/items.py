@@ -1,0 +1,86 @@
+"""The real-dataset adapter contract: a scan of a dataset folder into :class:`Item` s.
+
+An adapter reads a dataset's metadata exactly as its users have it on disk (see
+../shared/DATASETS.md) and returns a :class:`Scan`: one :class:`Item` per usable image, the
+images it excluded and why, warnings, and *problems* (referenced files that are missing or
+unreadable). It never decodes pixels; :func:`read_pixels` does, on demand, and the decode cache
+(a later step) stores the result resized.
+
+Adapters register as ``DatasetSpec(name, load=load_real, scan=my_scan, needs_root=True, ...)``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Reader = Literal["dicom", "image", "npz"]
+
+
+class DatasetFormatError(ValueError):
+    """A dataset folder or file is not in the expected format; the message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of a dataset.
+
+    Attributes:
+        image_id: unique within the dataset, stable across machines (relative, not absolute paths).
+        label: 1 = malignant, 0 = benign or normal (after the adapter's label policy).
+        path: the file holding the pixels.
+        reader: how to decode ``path``: "dicom" (pydicom), "image" (Pillow: PNG, PGM, BMP, JPEG), "npz".
+        patient_id: the grouping key for leak-free splits, or None when the dataset has none.
+        view: "CC", "MLO", ... where known; laterality: "L" or "R" where known.
+        mask_paths: lesion mask files (merged by OR when several), if any.
+        index: for ``npz``: ``(array_name, row)``; unused otherwise.
+        meta: adapter metadata (BI-RADS string, abnormality types, original label, ...), JSON-able.
+    """
+
+    image_id: str
+    label: int
+    path: Path
+    reader: Reader = "image"
+    patient_id: str | None = None
+    view: str | None = None
+    laterality: str | None = None
+    mask_paths: tuple[Path, ...] = ()
+    index: tuple[str, int] | None = None
+    meta: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass
+class Scan:
+    """What an adapter found in a dataset folder."""
+
+    dataset: str
+    root: Path
+    items: list[Item] = field(default_factory=list)
+    excluded: Counter = field(default_factory=Counter)  # reason -> count
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # missing/unreadable referenced files, one per file
+    has_patients: bool = True
+
+    def summary(self) -> dict:
+        labels = [it.label for it in self.items]
+        patients = {it.patient_id for it in self.items} if self.has_patients else None
+        return {"dataset": self.dataset, "root": str(self.root), "images": len(self.items),
+                "positives": int(sum(labels)), "negatives": int(len(labels) - sum(labels)),
+                "patients": None if patients is None else len(patients),
+                "excluded": dict(self.excluded), "warnings": list(self.warnings), "problems": list(self.problems)}
+
+
+def read_pixels(item: Item) -> np.ndarray:
+    """Decode one item's pixels into a 2-d float32 array (grayscale; larger = brighter / denser)."""
+    from bench.data import imageio
+
+    if item.reader == "dicom":
+        return imageio.read_dicom(item.path)
+    if item.reader == "npz":
+        name, row = item.index
+        with np.load(item.path) as z:
+            return imageio.to_gray(z[name][row])
+    return imageio.read_image(item.path)

@@ -84,3 +84,15 @@ def read_pixels(item: Item) -> np.ndarray:
         with np.load(item.path) as z:
             return imageio.to_gray(z[name][row])
     return imageio.read_image(item.path)
+
+
+def real_dataset_spec(name: str, scan, options: type, *, modality: str = "mammography", description: str = ""):
+    """The DatasetSpec of a real dataset: ``scan(options, root) -> Scan``; loading (decode, resize, cache)
+    is shared by every adapter (:func:`bench.data.cache.load_scanned`)."""
+    from functools import partial
+
+    from bench.data import DatasetSpec
+    from bench.data.cache import load_scanned
+
+    return DatasetSpec(name=name, load=partial(load_scanned, name, scan), options=options, modality=modality,
+                       description=description, needs_root=True, scan=scan)

@@ -57,6 +57,8 @@ def cmd_run(args) -> int:
     from bench.runner import run_suite, suite_records
     from bench.suite import load_suite
 
+    if args.data_root:
+        os.environ["BENCH_DATA_ROOT"] = args.data_root
     suite = load_suite(args.suite)
     root = _results_root(args.results)
     n_na = sum(1 for c in suite.cells if c.na_reason)
@@ -149,6 +151,31 @@ def _same(a, b, tol: float = 1e-9) -> bool:
     return abs(a - b) <= tol or (a != a and b != b)  # NaN == NaN here
 
 
+def cmd_data_check(args) -> int:
+    import json
+
+    from bench.data.check import check_dataset, format_summary
+
+    options = dict(kv.split("=", 1) for kv in (args.option or []))
+    bad = [kv for kv in (args.option or []) if "=" not in kv]
+    if bad:
+        raise CliError(f"--option takes key=value, got {bad[0]!r}")
+    if args.policy:
+        options["policy"] = args.policy
+    summary = check_dataset(args.name, args.root or args.data_root, options, skip_bad=args.skip_bad,
+                            progress=not args.json)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_summary(summary))
+    if summary["problems"]:
+        if not args.json:
+            print(f"error: {len(summary['problems'])} referenced file(s) missing or unreadable (listed above); "
+                  "fix them or pass --skip-bad", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_ls(args) -> int:
     if args.what == "backbones":
         from bench.backbones import BACKBONES
@@ -178,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
     r.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
     r.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
+    r.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 
@@ -196,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("results_dir", help="a results/<suite> folder")
     ver.set_defaults(func=cmd_verify)
 
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    chk = data.add_parser("check", help="read a whole dataset and print its counts, exclusions and problems")
+    chk.add_argument("name", help="dataset name (bench ls datasets)")
+    chk.add_argument("--root", help="the dataset's folder")
+    chk.add_argument("--data-root", help="folder holding one sub-folder per dataset (default $BENCH_DATA_ROOT)")
+    chk.add_argument("--policy", help="label policy of the dataset, where it has one")
+    chk.add_argument("-o", "--option", action="append", help="dataset option key=value (repeatable)")
+    chk.add_argument("--skip-bad", action="store_true", help="skip missing/unreadable files, count them as excluded")
+    chk.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    chk.set_defaults(func=cmd_data_check)
+
     ls = sub.add_parser("ls", help="list backbones, datasets or suites")
     ls.add_argument("what", choices=["backbones", "datasets", "suites"])
     ls.set_defaults(func=cmd_ls)
@@ -204,14 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+
     from bench.backbones._base import WeightsNotFoundError
+    from bench.data.items import DatasetFormatError
     from bench.registry import UnknownNameError
     from bench.suite import SuiteError
 
     try:
         return args.func(args)
-    except (CliError, SuiteError, UnknownNameError, WeightsNotFoundError) as exc:
+    except (CliError, SuiteError, UnknownNameError, WeightsNotFoundError, DatasetFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # dataset options given on the command line
+        print("error: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                                    for e in exc.errors()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished cells are saved; run the same command again to resume", file=sys.stderr)

@@ -162,7 +162,8 @@ def cmd_data_check(args) -> int:
         raise CliError(f"--option takes key=value, got {bad[0]!r}")
     if args.policy:
         options["policy"] = args.policy
-    summary = check_dataset(args.name, args.root or args.data_root, options, skip_bad=args.skip_bad,
+    root = args.root or (Path(args.data_root) / args.name if args.data_root else None)
+    summary = check_dataset(args.name, root, options, skip_bad=args.skip_bad,
                             progress=not args.json)
     if args.json:
         print(json.dumps(summary))

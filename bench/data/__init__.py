@@ -115,7 +115,8 @@ def data_root(name: str, root: str | Path | None) -> Path:
 
 
 def _register_builtins() -> None:
-    from bench.data import synthetic  # noqa: F401  (registers synth-*)
+    # Each module registers its datasets at import.
+    from bench.data import breastmnist, cbis_ddsm, generic, inbreast, mias, synthetic, ultrasound  # noqa: F401
 
 
 _register_builtins()

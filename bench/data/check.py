@@ -33,9 +33,9 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
     if skip_bad:
         n_missing = len(scan.problems) - len(unreadable)
         if n_missing:
-            scan.excluded["missing file"] += n_missing
+            scan.excluded["missing or unreadable file (scan)"] += n_missing
         if unreadable:
-            scan.excluded["unreadable file"] += len(unreadable)
+            scan.excluded["unreadable file (decode)"] += len(unreadable)
         scan.items = good
         scan.problems = []
     else:

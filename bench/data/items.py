@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -73,6 +74,13 @@ class Scan:
                 "excluded": dict(self.excluded), "warnings": list(self.warnings), "problems": list(self.problems)}
 
 
+@lru_cache(maxsize=4)
+def _npz_array(path: str, name: str) -> np.ndarray:
+    """One array of an .npz, decompressed once (BreastMNIST keeps all images of a split in one array)."""
+    with np.load(path) as z:
+        return z[name]
+
+
 def read_pixels(item: Item) -> np.ndarray:
     """Decode one item's pixels into a 2-d float32 array (grayscale; larger = brighter / denser)."""
     from bench.data import imageio
@@ -81,8 +89,7 @@ def read_pixels(item: Item) -> np.ndarray:
         return imageio.read_dicom(item.path)
     if item.reader == "npz":
         name, row = item.index
-        with np.load(item.path) as z:
-            return imageio.to_gray(z[name][row])
+        return imageio.to_gray(_npz_array(str(item.path), name)[row])
     return imageio.read_image(item.path)
 
 

@@ -104,6 +104,7 @@ from pydantic import Field
 
 from bench.data import DatasetOptions, register_dataset
 from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
+from bench.data.generic import describe_dir
 
 NAME = "cbis-ddsm"
 CSV_NAMES = {("mass", "train"): "mass_case_description_train_set.csv",
@@ -338,17 +339,6 @@ def _case_index(dirs: list[Path]) -> dict[str, list[Path]]:
     return index
 
 
-def _found_listing(root: Path, limit: int = 12) -> str:
-    try:
-        names = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(root))
-    except OSError as exc:
-        return f"unreadable ({exc})"
-    if not names:
-        return "an empty folder"
-    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
 EXPECTED = ("the four TCIA case-description CSVs (mass_case_description_train_set.csv, "
             "mass_case_description_test_set.csv, calc_case_description_train_set.csv, "
             "calc_case_description_test_set.csv; downloaded separately from the DICOMs) in the root or a sub-folder, "
@@ -366,7 +356,7 @@ def _layout_error(root: Path, missing: str, seen_dirs: list[Path]) -> DatasetFor
     elif any(p.suffix.lower() == ".png" for d in seen_dirs[:3] for p in d.glob("*.png")):
         hint = " PNG conversions are not read by this adapter; use the TCIA DICOM download."
     return DatasetFormatError(f"{NAME} at {root}: {missing}. Expected {EXPECTED}. Found in {root}: "
-                              f"{_found_listing(root)}.{hint}")
+                              f"{describe_dir(root)}.{hint}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

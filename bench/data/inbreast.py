@@ -37,6 +37,7 @@ from pydantic import Field, field_validator
 
 from bench.data import DatasetOptions, register_dataset
 from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
+from bench.data.generic import describe_dir
 
 NAME = "inbreast"
 CSV_NAME = "INbreast.csv"
@@ -104,18 +105,6 @@ def birads_label(birads: str, policy: str = "shen") -> tuple[int | None, str | N
     return label, None
 
 
-def _listing(folder: Path, limit: int = 12) -> str:
-    try:
-        entries = sorted(folder.iterdir(), key=lambda p: p.name.lower())
-    except OSError as exc:
-        return f"(cannot list: {exc})"
-    if not entries:
-        return "nothing (empty folder)"
-    names = [p.name + ("/" if p.is_dir() else "") for p in entries[:limit]]
-    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
-    return ", ".join(names) + more
-
-
 def _child(folder: Path, name: str, *, is_dir: bool) -> Path | None:
     """``folder/name`` matched case-insensitively."""
     for p in sorted(folder.iterdir()):
@@ -139,7 +128,7 @@ def find_release(root: Path) -> tuple[Path, Path]:
         if any(p.suffix.lower() in (".xls", ".xlsx") for d in candidates for p in d.iterdir()):
             hint = (f" (an .xls file is there: the adapter reads {CSV_NAME}, which the release ships next to "
                     f"INbreast.xls; export the sheet as ';'-separated {CSV_NAME} if yours is missing)")
-        raise DatasetFormatError(f"dataset {NAME!r} at {root}: {expected}; found {_listing(root)}{hint}. Point "
+        raise DatasetFormatError(f"dataset {NAME!r} at {root}: {expected}; found {describe_dir(root)}{hint}. Point "
                                  f"--root (or data.{NAME}.root) at the folder holding {CSV_NAME}")
     if found[0][0] != root and len(found) > 1:
         raise DatasetFormatError(f"dataset {NAME!r} at {root}: several folders hold {CSV_NAME}: "
@@ -149,7 +138,7 @@ def find_release(root: Path) -> tuple[Path, Path]:
     dicoms = _child(folder, DICOM_DIR, is_dir=True)
     if dicoms is None:
         raise DatasetFormatError(f"dataset {NAME!r} at {root}: {expected}; {csv_path.relative_to(root)} is there "
-                                 f"but no {DICOM_DIR}/ next to it (found {_listing(folder)}). Put the DICOMs in "
+                                 f"but no {DICOM_DIR}/ next to it (found {describe_dir(folder)}). Put the DICOMs in "
                                  f"{folder / DICOM_DIR}")
     return csv_path, dicoms
 

@@ -37,6 +37,7 @@ from pydantic import Field
 
 from bench.data import DatasetOptions, register_dataset
 from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
+from bench.data.generic import describe_dir
 
 NAME = "mias"
 FILM_SIZE = 1024  # pixels; Info.txt coordinates refer to this frame
@@ -143,18 +144,6 @@ def image_label(records: list[dict], policy: str = "malignant") -> tuple[int | N
     return 0, None
 
 
-def _listing(folder: Path, limit: int = 12) -> str:
-    try:
-        entries = sorted(folder.iterdir(), key=lambda p: p.name.lower())
-    except OSError as exc:
-        return f"(cannot list: {exc})"
-    if not entries:
-        return "nothing (empty folder)"
-    names = [p.name + ("/" if p.is_dir() else "") for p in entries[:limit]]
-    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
-    return ", ".join(names) + more
-
-
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     try:
@@ -226,7 +215,7 @@ def scan(options: MIASOptions, root: Path) -> Scan:
         what = ("no Info.txt (nor a README with mdb lines)" if list_path is None else
                 f"{list_path.relative_to(root).as_posix()} but no mdbNNN.pgm image")
         raise DatasetFormatError(f"dataset {NAME!r} at {root}: {EXPECTED}; found {what} - the folder holds "
-                                 f"{_listing(root)}. Point --root (or data.{NAME}.root) at the folder holding "
+                                 f"{describe_dir(root)}. Point --root (or data.{NAME}.root) at the folder holding "
                                  "Info.txt and all-mias/")
     source = list_path.relative_to(root).as_posix() if list_path.is_relative_to(root) else str(list_path)
     records, parse_warnings = parse_info(text, source=source)

@@ -86,7 +86,7 @@ def test_paired_splits_are_identical_across_sources(tiny_run):
     for r in load_records(root / "tiny"):
         if r["status"] == "ok" and r["cell"]["ft_fraction"] > 0:
             key = (r["cell"]["target"], r["cell"]["seed"])
-            splits.setdefault(key, set()).add(tuple(r["split"]["finetune_image_ids"]))
+            splits.setdefault(key, set()).add((r["split"]["hash"], tuple(r["split"]["finetune_image_ids"])))
     assert splits and all(len(v) == 1 for v in splits.values())
 
 

@@ -14,7 +14,7 @@ from bench.data.splits import finetune_split
 from bench.records import SCHEMA
 from bench.runner.datasets import get_dataset
 from bench.runner.pretrain import ensure_pretrained
-from bench.suite import Cell
+from bench.suite import Cell, content_hash
 from bench.train import fit, predict
 
 
@@ -89,7 +89,10 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print) -> dict:
     metrics = evaluation_metrics(labels, scores, train_acc)
     metrics.update(n_finetune=int(len(ft_idx)), n_eval=int(len(ev_idx)),
                    n_finetune_patients=int(len(set(target.groups[ft_idx]))))
-    split = {"finetune_image_ids": target.image_ids[ft_idx].tolist(),
+    ft_ids = target.image_ids[ft_idx].tolist()
+    eval_ids = target.image_ids[ev_idx].tolist()
+    split = {"hash": content_hash({"target": cell.target, "finetune": ft_ids, "eval": eval_ids}),
+             "finetune_image_ids": ft_ids,
              "finetune_patient_ids": None if target.patient_ids is None else target.patient_ids[ft_idx].tolist()}
     preds = {"image_id": target.image_ids[ev_idx].tolist(),
              "patient_id": None if target.patient_ids is None else target.patient_ids[ev_idx].tolist(),

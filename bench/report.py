@@ -162,7 +162,9 @@ def _source_label(source: str) -> str:
 
 
 def _fraction_label(fraction: float) -> str:
-    return "No FT" if fraction == 0 else f"FT {fraction:g}"
+    if fraction == 0:
+        return "No FT"
+    return f"FT {fraction:g} patients" if fraction >= 1 else f"FT {fraction:g}"
 
 
 def _fractions(df: pd.DataFrame, *, positive_only: bool = False) -> list[float]:

@@ -80,8 +80,9 @@ class Axes(_Frozen):
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
         for f in v:
-            if not 0 <= f < 1:
-                raise ValueError(f"ft_fraction {f!r} must be in [0, 1): 0 = no fine-tuning, 0.1 = 10% of the target")
+            if not (0 <= f < 1 or (f >= 1 and float(f).is_integer())):
+                raise ValueError(f"ft_fraction {f!r} must be in [0, 1) (0 = no fine-tuning, 0.1 = 10% of the target's "
+                                 "patients) or a whole number of patients >= 1 (20 = fine-tune on 20 patients)")
         return v
 
     @field_validator("seeds")

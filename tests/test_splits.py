@@ -105,7 +105,7 @@ def test_zero_fraction_is_the_callers_job(fraction):
         finetune_split(labels, groups, fraction, seed=0)
 
 
-@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, 2.5])
 def test_fraction_out_of_range(fraction):
     labels, groups = _patients()
     with pytest.raises(ValueError, match=r"must be in \(0, 1\)"):
@@ -119,3 +119,16 @@ def test_mismatched_groups():
 
 def test_class_counts():
     assert class_counts(np.array([1, 0, 0, 1, 0])) == {0: 3, 1: 2}
+
+
+def test_whole_number_is_an_absolute_patient_count():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), 2)
+    labels = np.repeat(rng.permutation([0] * 36 + [1] * 24), 2)
+    ft, ev = finetune_split(labels, groups, 20, seed=3)
+    assert len(np.unique(groups[ft])) == 20 and len(ft) == 40
+    assert set(groups[ft]).isdisjoint(groups[ev])
+    with pytest.raises(ValueError, match="leave none"):
+        finetune_split(labels, groups, 60, seed=0)
+    with pytest.raises(ValueError, match="whole number of patients"):
+        finetune_split(labels, groups, 2.5, seed=0)

@@ -82,7 +82,7 @@ def test_pretrain_jobs_one_per_backbone_source_seed():
     ({"axes__target": ["synth-inbrest"]}, ["axes.target[0]", "'synth-inbrest'", "synth-inbreast"]),
     ({"axes__source": ["imagenett"]}, ["axes.source[0]", "'imagenett'", "imagenet"]),
     ({"axes__transfer": ["hybird"]}, ["axes.transfer[0]", "hybird", "'full' or 'hybrid'"]),
-    ({"axes__ft_fraction": [1.5]}, ["axes.ft_fraction", "1.5"]),
+    ({"axes__ft_fraction": [1.5]}, ["axes.ft_fraction", "1.5", "whole number of patients"]),
     ({"finetune__epoch": 3}, ["finetune.epoch", "unknown key", "epochs"]),
     ({"axes__seed": 3}, ["axes.seed", "unknown key", "seeds"]),
     ({"pretrian": {"epochs": 1}}, ["pretrian", "pretrain"]),

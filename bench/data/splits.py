@@ -35,8 +35,9 @@ def _check_args(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: i
     if fraction == 0:
         raise ValueError("The 'fraction' parameter of finetune_split must be in (0, 1). Got 0: ft_fraction = 0 "
                          "means 'No FT', which evaluates on the whole target; the caller handles it without a split.")
-    if not 0 < fraction < 1:
-        raise ValueError(f"The 'fraction' parameter of finetune_split must be in (0, 1). Got {fraction!r}.")
+    if not (0 < fraction < 1 or (fraction >= 1 and float(fraction).is_integer())):
+        raise ValueError(f"The 'fraction' parameter of finetune_split must be in (0, 1), or a whole number of "
+                         f"patients >= 1 (Shen et al.: 20, 30, ...). Got {fraction!r}.")
     if not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"The 'seed' parameter of finetune_split must be an int in [0, 2**32). Got {seed!r}.")
     if labels.ndim != 1 or len(labels) == 0:
@@ -77,7 +78,8 @@ def finetune_split(labels: np.ndarray, groups: np.ndarray | None, fraction: floa
         labels: ``(N,)`` class of each image.
         groups: ``(N,)`` group (patient) of each image; no group ends up on both sides. None means
             every image is its own group (datasets without patient ids).
-        fraction: share of the groups used for fine-tuning, in (0, 1).
+        fraction: share of the groups used for fine-tuning, in (0, 1); or, when a whole number >= 1, the
+            number of groups (patients) used for fine-tuning (Shen et al.'s 20, 30, ... patients).
         seed: the split's seed; the split depends on nothing else (not on the row order either).
 
     Returns:
@@ -104,7 +106,11 @@ def finetune_split(labels: np.ndarray, groups: np.ndarray | None, fraction: floa
                 f"cannot be in both the fine-tune and the evaluation part (fraction={fraction}, {len(labels)} "
                 f"images, class counts {class_counts(labels)}). Use a larger dataset.")
 
-    n_ft = round(fraction * n_groups)
+    # fraction >= 1 is an absolute number of patients (groups) for fine-tuning, as in Shen et al.
+    n_ft = int(fraction) if fraction >= 1 else round(fraction * n_groups)
+    if n_ft >= n_groups:
+        raise ValueError(f"finetune_split: {n_ft} fine-tune patients leave none of the {n_groups} patients "
+                         f"({len(labels)} images) for evaluation. Use fewer patients or a fraction in (0, 1).")
     n_strata = len(np.unique(strata))
     if n_ft < n_strata or n_groups - n_ft < n_strata:
         side = "fine-tune" if n_ft < n_strata else "evaluation"

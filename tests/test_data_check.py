@@ -25,6 +25,9 @@ def test_json_summary_has_the_documented_keys_and_counts(tmp_path, capsys):
     assert {"dataset", "images", "positives", "negatives", "patients", "excluded", "warnings"} <= set(out)
     assert (out["dataset"], out["images"], out["positives"], out["negatives"]) == ("folder", 7, 3, 4)
     assert out["patients"] is None
+    # the fixture reuses one random image per index in both classes: 3 identical pairs + 1 single
+    assert out["near_duplicate_groups"] == 4
+    assert any("near-duplicate" in w for w in out["warnings"])
 
 
 def test_unreadable_file_is_an_error_naming_it_unless_skip_bad(tmp_path, capsys):

@@ -7,6 +7,7 @@ from PIL import Image
 
 from bench.data import cache as cache_mod
 from bench.data.items import DatasetFormatError, Item, Scan
+from bench.data.preprocess import to_uint8
 
 
 def _tree(tmp_path, n=6):
@@ -51,15 +52,15 @@ def test_changed_file_or_size_invalidates_the_cache(tmp_path):
 def test_pad_keeps_aspect_and_stretch_fills():
     tall = np.ones((100, 50), np.float32)
     tall[0, 0] = 0
-    padded = cache_mod.to_uint8_square(tall, 20, resize="pad")
-    stretched = cache_mod.to_uint8_square(tall, 20, resize="stretch")
+    padded = to_uint8(tall, 20, resize="pad")
+    stretched = to_uint8(tall, 20, resize="stretch")
     assert padded[:, :5].max() == 0 and padded[:, 5:15].min() > 200  # 10 columns of image, centred
     assert stretched[:, 2:].min() > 200
 
 
 def test_sixteen_bit_values_are_not_clipped():
     ramp = np.linspace(0, 4095, 64 * 64, dtype=np.float32).reshape(64, 64)  # 12-bit range
-    out = cache_mod.to_uint8_square(ramp, 64)
+    out = to_uint8(ramp, 64)
     assert out.min() == 0 and out.max() == 255 and len(np.unique(out)) > 200
 
 

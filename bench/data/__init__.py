@@ -9,9 +9,9 @@ options a suite may set for it under ``data.<name>`` (unknown options are errors
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -31,12 +31,14 @@ class ArrayDataset:
 
     Attributes:
         name: registry name of the dataset.
-        images: ``(N, H, W)`` uint8 grayscale images at the requested size.
+        images: ``(N, H, W)`` uint8 grayscale images at the requested size (square or height x width).
         labels: ``(N,)`` int64, 1 = malignant, 0 = benign or normal.
         image_ids: ``(N,)`` str, unique per image.
         patient_ids: ``(N,)`` str, or None when the dataset has no patient key
             (then every image is its own group).
         masks: ``(N, H, W)`` bool lesion masks, or None.
+        group_ids: ``(N,)`` str split groups for datasets without patient ids (near-duplicate clusters,
+            see :mod:`bench.data.dedup`), or None.
         modality: "mammography" or "ultrasound" (informational).
         meta: adapter metadata (generator parameters, fingerprints, ...).
     """
@@ -49,6 +51,7 @@ class ArrayDataset:
     masks: np.ndarray | None = None
     modality: str = "mammography"
     meta: dict = field(default_factory=dict)
+    group_ids: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.labels)
@@ -57,14 +60,18 @@ class ArrayDataset:
                              f"image_ids {len(self.image_ids)} disagree")
         if self.patient_ids is not None and len(self.patient_ids) != n:
             raise ValueError(f"dataset {self.name!r}: {len(self.patient_ids)} patient ids for {n} images")
+        if self.masks is not None and self.masks.shape != self.images.shape:
+            raise ValueError(f"dataset {self.name!r}: masks {self.masks.shape} differ from images {self.images.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @property
     def groups(self) -> np.ndarray:
-        """The grouping key for leak-free splits: patient id, or the image id when there is none."""
-        return self.patient_ids if self.patient_ids is not None else self.image_ids
+        """The grouping key for leak-free splits: patient id, else the near-duplicate group, else the image."""
+        if self.patient_ids is not None:
+            return self.patient_ids
+        return self.group_ids if self.group_ids is not None else self.image_ids
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,15 @@ def data_root(name: str, root: str | Path | None) -> Path:
 
 def _register_builtins() -> None:
     # Each module registers its datasets at import.
-    from bench.data import breastmnist, cbis_ddsm, generic, inbreast, mias, synthetic, ultrasound  # noqa: F401
+    from bench.data import (  # noqa: F401
+        breastmnist,
+        cbis_ddsm,
+        generic,
+        inbreast,
+        mias,
+        synthetic,
+        ultrasound,
+    )
 
 
 _register_builtins()

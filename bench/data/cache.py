@@ -20,39 +20,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from bench.data import ArrayDataset, data_root
+from bench.data.dedup import DEFAULT_MAX_DISTANCE, near_duplicate_groups
 from bench.data.items import DatasetFormatError, Item, Scan, read_pixels
+from bench.data.preprocess import (
+    RoiRejected,
+    Size,
+    as_hw,
+    falconi_roi,
+    pipeline_key,
+    place_mask,
+    size_label,
+    to_uint8,
+)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench"))
-
-
-def to_uint8_square(pixels: np.ndarray, size: int, *, resize: str = "pad") -> np.ndarray:
-    """Min-max scale to 0..255 and resize to ``size`` x ``size``.
-
-    Args:
-        resize: "pad" keeps the aspect ratio and pads with zeros (background); "stretch" does not.
-    """
-    a = pixels.astype(np.float32)
-    lo, hi = float(a.min()), float(a.max())
-    a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    h, w = a.shape
-    if resize == "stretch":
-        nh = nw = size
-    else:
-        scale = size / max(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    # reducing_gap: a box pre-shrink, then bilinear: fast on 4000-px images without aliasing
-    img = Image.fromarray(a).resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    out = np.zeros((size, size), np.float32)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = np.asarray(img)
-    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def fingerprint(name: str, items: list[Item]) -> str:
@@ -78,35 +65,75 @@ def _save_atomic(path: Path, **arrays) -> None:
         raise
 
 
-def decode_all(items: list[Item], image_size: int, *, resize: str = "pad", log=None) -> np.ndarray:
-    out = np.empty((len(items), image_size, image_size), np.uint8)
+def decode_item(item: Item, image_size: Size, *, resize: str = "pad",
+                roi_pipeline: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One item's uint8 image and (when it has mask files) its boolean lesion mask, preprocessed.
+
+    Raises:
+        RoiRejected: the ROI pipeline refuses the image (the caller excludes it).
+        ValueError: a file is unreadable.
+    """
+    from bench.data.generic import read_mask
+
+    pixels = read_pixels(item)
+    mask = read_mask(item, shape=pixels.shape) if item.mask_paths else None
+    if roi_pipeline == "falconi":
+        if mask is None:
+            raise ValueError(f"{item.image_id}: roi_pipeline 'falconi' needs a lesion mask and this image has none")
+        return falconi_roi(pixels, mask, image_size)
+    image = to_uint8(pixels, image_size, resize=resize)
+    return image, None if mask is None else place_mask(mask, image_size, resize=resize)
+
+
+def decode_all(items: list[Item], image_size: Size, *, resize: str = "pad", roi_pipeline: str | None = None,
+               log=None) -> dict[str, np.ndarray]:
+    """Decode every item: ``{"images", "masks" (all False where an image has none), "has_mask", "rejected"}``
+    (``rejected``: the ROI pipeline's reason per image, "" when kept)."""
+    h, w = as_hw(image_size)
+    images = np.zeros((len(items), h, w), np.uint8)
+    masks = np.zeros((len(items), h, w), bool)
+    has_mask = np.zeros(len(items), bool)
+    rejected = np.full(len(items), "", dtype=object)
     t0 = time.perf_counter()
     for i, it in enumerate(items):
-        out[i] = to_uint8_square(read_pixels(it), image_size, resize=resize)
+        try:
+            img, m = decode_item(it, image_size, resize=resize, roi_pipeline=roi_pipeline)
+        except RoiRejected as exc:
+            rejected[i] = str(exc)
+            continue
+        images[i] = img
+        if m is not None:
+            masks[i], has_mask[i] = m, True
         if log and (i + 1) % 200 == 0:
             log(f"  decoded {i + 1}/{len(items)} images ({(i + 1) / (time.perf_counter() - t0):.0f}/s)")
-    return out
+    return {"images": images, "masks": masks, "has_mask": has_mask, "rejected": rejected.astype(str)}
 
 
-def cached_images(name: str, items: list[Item], image_size: int, *, resize: str = "pad",
-                  log=None) -> tuple[np.ndarray, dict]:
-    """The decoded, resized images of ``items``, from the cache when present. Returns (images, info)."""
-    key = f"{name}-{fingerprint(name, items)}-{image_size}-{resize}-v{CACHE_VERSION}"
+def cached_images(name: str, items: list[Item], image_size: Size, *, resize: str = "pad",
+                  roi_pipeline: str | None = None, log=None) -> tuple[dict[str, np.ndarray], dict]:
+    """The decoded, preprocessed arrays of ``items`` (see :func:`decode_all`), from the cache when present.
+    Returns ``(arrays, info)``."""
+    key = (f"{name}-{fingerprint(name, items)}-{size_label(image_size)}-{pipeline_key(resize, roi_pipeline)}"
+           f"-v{CACHE_VERSION}")
     path = cache_dir() / "decoded" / f"{key}.npz"
     ids = np.array([it.image_id for it in items])
     if path.exists():
         with np.load(path) as z:
             if np.array_equal(z["image_ids"], ids):
-                return z["images"], {"cache": str(path), "hit": True}
+                return {k: z[k] for k in ("images", "masks", "has_mask", "rejected")}, {"cache": str(path), "hit": True}
     t0 = time.perf_counter()
-    images = decode_all(items, image_size, resize=resize, log=log)
+    arrays = decode_all(items, image_size, resize=resize, roi_pipeline=roi_pipeline, log=log)
     seconds = time.perf_counter() - t0
-    _save_atomic(path, images=images, image_ids=ids)
-    return images, {"cache": str(path), "hit": False, "decode_s": seconds}
+    _save_atomic(path, image_ids=ids, **arrays)
+    return arrays, {"cache": str(path), "hit": False, "decode_s": seconds}
 
 
-def load_scanned(name: str, scan, options, *, image_size: int, root: Path | None) -> ArrayDataset:
-    """Scan a real dataset, refuse if referenced files are missing, and load its images via the cache."""
+def load_scanned(name: str, scan, options, *, image_size: Size, root: Path | None) -> ArrayDataset:
+    """Scan a real dataset, refuse if referenced files are missing, and load its images via the cache.
+
+    Lesion masks come along when every kept image has one. Datasets without patient ids get
+    near-duplicate groups (:mod:`bench.data.dedup`) as their split groups.
+    """
     result: Scan = scan(options, data_root(name, root))
     if result.problems:
         raise DatasetFormatError(f"dataset {name!r} at {result.root}: {len(result.problems)} referenced file(s) "
@@ -115,14 +142,29 @@ def load_scanned(name: str, scan, options, *, image_size: int, root: Path | None
     if not result.items:
         raise DatasetFormatError(f"dataset {name!r} at {result.root}: no usable image found")
     items = result.items
-    resize = getattr(options, "resize", "pad")
+    roi_pipeline = getattr(options, "roi_pipeline", None)
     try:
-        images, info = cached_images(name, items, image_size, resize=resize)
+        arrays, info = cached_images(name, items, image_size, resize=getattr(options, "resize", "pad"),
+                                     roi_pipeline=roi_pipeline)
     except ValueError as exc:  # an unreadable image: name it and the way out
         raise DatasetFormatError(f"dataset {name!r}: {exc}. Remove or replace the file, or run "
                                  f"'bench data check {name} --root {result.root} --skip-bad'") from None
+    excluded = dict(result.excluded)
+    keep = arrays["rejected"] == ""
+    for reason in arrays["rejected"][~keep]:
+        key = f"ROI pipeline: {reason.split(' (')[0]}"
+        excluded[key] = excluded.get(key, 0) + 1
+    items = [it for it, k in zip(items, keep) if k]
+    if not items:
+        raise DatasetFormatError(f"dataset {name!r}: the ROI pipeline rejected every image ({excluded})")
+    images = arrays["images"][keep]
+    masks = arrays["masks"][keep] if arrays["has_mask"][keep].all() else None
+    patients = np.array([it.patient_id for it in items]) if result.has_patients else None
+    groups = None
+    if patients is None:
+        groups, info["near_duplicates"] = near_duplicate_groups(
+            images, max_distance=getattr(options, "near_duplicate_distance", DEFAULT_MAX_DISTANCE))
     return ArrayDataset(name=name, images=images, labels=np.array([it.label for it in items], np.int64),
-                        image_ids=np.array([it.image_id for it in items]),
-                        patient_ids=np.array([it.patient_id for it in items]) if result.has_patients else None,
-                        modality=getattr(options, "modality", "mammography"),
-                        meta={"root": str(result.root), "excluded": dict(result.excluded), **info})
+                        image_ids=np.array([it.image_id for it in items]), patient_ids=patients, masks=masks,
+                        group_ids=groups, modality=getattr(options, "modality", "mammography"),
+                        meta={"root": str(result.root), "excluded": excluded, **info})

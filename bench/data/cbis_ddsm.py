@@ -103,8 +103,8 @@ import pandas as pd
 from pydantic import Field
 
 from bench.data import DatasetOptions, register_dataset
-from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 from bench.data.generic import describe_dir
+from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 
 NAME = "cbis-ddsm"
 CSV_NAMES = {("mass", "train"): "mass_case_description_train_set.csv",
@@ -164,6 +164,10 @@ class CBISDDSMOptions(DatasetOptions):
                                                      "absolute (default: searched like csv_dir)")
     resize: Literal["pad", "stretch"] = Field("pad", description="resize to the square image size keeping the "
                                                                  "aspect ratio (zero padding) or stretching")
+    roi_pipeline: Literal["crop", "falconi"] = Field(
+        "crop", description="roi mode: 'crop' = the CBIS-DDSM cropped image; 'falconi' = Falconi et al.'s pipeline "
+                            "from the full image and the ROI mask (CLAHE, mask bounding box, 8-px margin, NLM "
+                            "denoising; ROIs with aspect ratio outside [0.4, 1.5] excluded)")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -696,9 +700,14 @@ def _roi_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result: 
             continue
         full, layout, _ = tree.full_image(r.image_rel)
         if full is None:
+            if options.roi_pipeline == "falconi":
+                result.problems.append(f"{r.where}: full image missing (roi_pipeline 'falconi' crops it): expected "
+                                       f"{tree.expected(r.image_rel)}")
+                continue
             no_full.append(r.case)
+        source = full if options.roi_pipeline == "falconi" else crop
         result.items.append(Item(
-            image_id=r.crop_rel[0], label=int(r.pathology == "MALIGNANT"), path=crop, reader="dicom",
+            image_id=r.crop_rel[0], label=int(r.pathology == "MALIGNANT"), path=source, reader="dicom",
             patient_id=r.patient_id, view=r.view, laterality=r.side[0], mask_paths=(mask,),
             meta={"official_split": r.split, "full_image": str(full) if full else None,
                   "layout": layout or ("tcia-classic" if tree.expected(r.crop_rel).is_file() else "tcia-dated"),

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 from tqdm import tqdm
 
 from bench.data import DATASETS, data_root
+from bench.data.dedup import DEFAULT_MAX_DISTANCE, near_duplicate_groups
 from bench.data.items import DatasetFormatError, read_pixels
+from bench.data.preprocess import to_uint8
 
 
 def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: bool = False,
@@ -14,7 +17,7 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
     """Scan dataset ``name`` at ``root`` and decode every image.
 
     Returns the summary dict (``dataset, root, images, positives, negatives, patients, excluded,
-    warnings, problems``). Missing or unreadable files are listed under ``problems``; with ``skip_bad``
+    warnings, problems, near_duplicate_groups``; the last is None for datasets with patient ids). Missing or unreadable files are listed under ``problems``; with ``skip_bad``
     they are dropped from the counts and counted under ``excluded`` instead.
     """
     spec = DATASETS.get(name)
@@ -22,13 +25,16 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
         raise DatasetFormatError(f"dataset {name!r} is built in (synthetic); there is nothing on disk to check")
     opts = spec.options(**(options or {}))
     scan = spec.scan(opts, data_root(name, root))
-    good, unreadable = [], []
+    good, unreadable, thumbs = [], [], []
     for it in tqdm(scan.items, desc=f"reading {name}", unit="img", file=sys.stderr, disable=not progress):
         try:
-            read_pixels(it)
+            pixels = read_pixels(it)
             good.append(it)
         except (ValueError, OSError) as exc:
             unreadable.append(f"{it.image_id}: {exc}")
+            continue
+        if not scan.has_patients:
+            thumbs.append(to_uint8(pixels, 64))
     scan.problems.extend(unreadable)
     if skip_bad:
         n_missing = len(scan.problems) - len(unreadable)
@@ -40,13 +46,25 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
         scan.problems = []
     else:
         scan.items = good if unreadable else scan.items
-    return scan.summary()
+    summary = scan.summary()
+    summary["near_duplicate_groups"] = None
+    if thumbs:
+        _, info = near_duplicate_groups(np.stack(thumbs), max_distance=getattr(opts, "near_duplicate_distance",
+                                                                               DEFAULT_MAX_DISTANCE))
+        summary["near_duplicate_groups"] = info["groups"]
+        summary["warnings"].append(
+            f"no patient id: splits group near-duplicate images instead ({info['linked_images']} of {len(thumbs)} "
+            f"images fall in groups of 2 or more, largest {info['largest_group']}; perceptual hash within "
+            f"{info['max_distance']} bits). Patients with dissimilar images can still straddle a split.")
+    return summary
 
 
 def format_summary(s: dict) -> str:
     lines = [f"{s['dataset']} at {s['root']}",
              f"  images: {s['images']} ({s['positives']} malignant, {s['negatives']} benign/normal)",
              f"  patients: {s['patients'] if s['patients'] is not None else 'none (no patient id in this dataset)'}"]
+    if s.get("near_duplicate_groups") is not None:
+        lines.append(f"  near-duplicate groups (used as split groups): {s['near_duplicate_groups']}")
     for reason, n in sorted(s["excluded"].items()):
         lines.append(f"  excluded: {n} x {reason}")
     for w in s["warnings"]:

@@ -35,9 +35,10 @@ import io
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -147,7 +148,7 @@ def list_files(folder: Path, *, recursive: bool,
                 wanted.append(p)
             else:
                 others.append(p)
-    key = lambda p: natural_key(p.relative_to(folder).as_posix())  # noqa: E731
+    key = lambda p: natural_key(p.relative_to(folder).as_posix())
     return sorted(wanted, key=key), sorted(others, key=key), sorted(skipped_dirs, key=key)
 
 
@@ -588,7 +589,7 @@ def scan_csv(options: CsvOptions, root: Path) -> Scan:
     no_label, no_patient = [], []
     entries: dict[str, dict] = {}  # image id -> merged row
     merged, conflicts = 0, []
-    cell = lambda row, i: row[i].strip() if i is not None and i < len(row) else ""  # noqa: E731
+    cell = lambda row, i: row[i].strip() if i is not None and i < len(row) else ""
     for line, row in rows:
         raw_path, raw_label = cell(row, ci_path), cell(row, ci_label)
         if not raw_path:

@@ -36,8 +36,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from bench.data import DatasetOptions, register_dataset
-from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 from bench.data.generic import describe_dir
+from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 
 NAME = "inbreast"
 CSV_NAME = "INbreast.csv"

@@ -36,8 +36,8 @@ from typing import Literal
 from pydantic import Field
 
 from bench.data import DatasetOptions, register_dataset
-from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 from bench.data.generic import describe_dir
+from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 
 NAME = "mias"
 FILM_SIZE = 1024  # pixels; Info.txt coordinates refer to this frame

@@ -687,15 +687,34 @@ def _meta(name: str, opts: _SynthOptions, image_size: int, **per_image: list) ->
 
 
 def _mammo_loader(name: str):
-    def load(options: _MammoOptions, *, image_size: int, root=None) -> ArrayDataset:  # noqa: ARG001 (no files)
-        return _load_mammo(name, options, image_size)
+    def load(options: _MammoOptions, *, image_size, root=None) -> ArrayDataset:  # noqa: ARG001 (no files)
+        return _sized(image_size, lambda side: _load_mammo(name, options, side))
     return load
 
 
 def _us_loader(name: str):
-    def load(options: _UltrasoundOptions, *, image_size: int, root=None) -> ArrayDataset:  # noqa: ARG001
-        return _load_us(name, options, image_size)
+    def load(options: _UltrasoundOptions, *, image_size, root=None) -> ArrayDataset:  # noqa: ARG001 (no files)
+        return _sized(image_size, lambda side: _load_us(name, options, side))
     return load
+
+
+def _sized(image_size, render) -> ArrayDataset:
+    """Scenes are square; a ``(height, width)`` size renders at the longer side and stretches to the shape
+    (bilinear for images, nearest for masks), so lesions stay whole but change aspect ratio."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from bench.data.preprocess import as_hw
+
+    h, w = as_hw(image_size)
+    if h == w:
+        return render(h)
+    ds = render(max(h, w))
+    images = np.stack([np.asarray(Image.fromarray(im).resize((w, h), Image.Resampling.BILINEAR)) for im in ds.images])
+    masks = None if ds.masks is None else np.stack(
+        [np.asarray(Image.fromarray(m).resize((w, h), Image.Resampling.NEAREST)) for m in ds.masks])
+    return replace(ds, images=images, masks=masks, meta={**ds.meta, "image_size": [h, w]})
 
 
 register_dataset(DatasetSpec(

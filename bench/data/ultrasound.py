@@ -33,8 +33,19 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import (IMAGE_EXTENSIONS, ImageGroup, check_group, describe_dir, list_files, locate_layout,
-                                pair_masks, relpath, subdirs, summarize_files, warn_mismatched)
+from bench.data.generic import (
+    IMAGE_EXTENSIONS,
+    ImageGroup,
+    check_group,
+    describe_dir,
+    list_files,
+    locate_layout,
+    pair_masks,
+    relpath,
+    subdirs,
+    summarize_files,
+    warn_mismatched,
+)
 from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 
 BUSI_CLASSES = {"benign": 0, "malignant": 1, "normal": 0}

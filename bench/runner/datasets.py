@@ -5,14 +5,17 @@ import json
 from functools import lru_cache
 
 from bench.data import ArrayDataset, load_dataset
+from bench.data.preprocess import as_hw
 
 
 @lru_cache(maxsize=8)
-def _cached(name: str, options_json: str, image_size: int) -> ArrayDataset:
+def _cached(name: str, options_json: str, image_size: int | tuple[int, int]) -> ArrayDataset:
     opts = json.loads(options_json)
     root = opts.pop("root", None)
     return load_dataset(name, opts, image_size=image_size, root=root)
 
 
-def get_dataset(name: str, options: dict, image_size: int) -> ArrayDataset:
-    return _cached(name, json.dumps(options, sort_keys=True), int(image_size))
+def get_dataset(name: str, options: dict, image_size: int | list[int]) -> ArrayDataset:
+    """``image_size``: a square side or ``[height, width]`` (as stored in cell configs)."""
+    h, w = as_hw(image_size)
+    return _cached(name, json.dumps(options, sort_keys=True), h if h == w else (h, w))

@@ -229,3 +229,39 @@ def build_cbis(root: Path, layout: str = "classic", *, csv_subdir: str = "") -> 
             "Study Date,Series Description,Manufacturer,Modality,SOP Class Name,SOP Class UID,Number of Images,"
             "File Size,File Location,Download Timestamp\r\n")
     return {"csv_dir": csv_dir, "images_dir": images, "paths": paths}
+
+
+def build_kaggle(root: Path, *, dicom_info: bool = True) -> dict:
+    """The Kaggle JPEG re-export of the classic fixture: csv/ (4 CSVs + dicom_info.csv) and
+    jpeg/<series UID>/1-<n>.jpg; the DICOM tree is removed. Returns ``{"paths"}`` like build_cbis."""
+    import shutil
+
+    import pydicom
+    from PIL import Image
+
+    tmp = root / "_classic"
+    info = build_cbis(tmp, "classic")
+    (root / "csv").mkdir(parents=True)
+    for name in CSV_FILES:
+        shutil.move(tmp / name, root / "csv" / name)
+    rows = ["file_path,image_path,AccessionNumber,BitsAllocated,PatientID,SeriesDescription,SeriesInstanceUID"]
+    where: dict[Path, Path] = {}
+    for dcm in sorted((tmp / "CBIS-DDSM").rglob("*.dcm")):
+        case, _study, series, fname = dcm.relative_to(tmp / "CBIS-DDSM").parts
+        ds = pydicom.dcmread(dcm)
+        a = ds.pixel_array.astype(np.float64)
+        a8 = (255 * (a - a.min()) / max(1.0, a.max() - a.min())).astype(np.uint8)
+        jpg = root / "jpeg" / series / f"1-{int(fname[:6]) + 1}.jpg"
+        jpg.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(a8).save(jpg, quality=90)
+        where[dcm] = jpg
+        # the Kaggle labelling bug: mask rows may say "Unknown"; real crops say "cropped images"
+        is_mask = a8.max() == 255 and np.isin(a8, (0, 255)).all()
+        desc = ("Unknown" if case.endswith("_2") else "ROI mask images") if is_mask else (
+            "full mammogram images" if not case[-1].isdigit() else "cropped images")
+        rows.append(f"CBIS-DDSM/dicom/{series}.dcm,CBIS-DDSM/jpeg/{series}/{jpg.name},,8,{case},{desc},{series}")
+    if dicom_info:
+        (root / "csv" / "dicom_info.csv").write_text("\n".join(rows) + "\n")
+    paths = {k: where[v] for k, v in info["paths"].items()}
+    shutil.rmtree(tmp)
+    return {"paths": paths}

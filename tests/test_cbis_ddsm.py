@@ -246,3 +246,22 @@ def test_load_dataset(tree):
     assert d.labels.tolist() == [1, 0, 1, 1, 0] and len(set(d.patient_ids)) == 3
     roi = load_dataset("cbis-ddsm", {"mode": "roi"}, image_size=32, root=root)
     assert roi.images.shape == (7, 32, 32)
+
+
+@pytest.mark.parametrize("dicom_info", [True, False])
+def test_kaggle_jpeg_layout(tmp_path, dicom_info):
+    """Layout C: CSV paths joined to jpeg/<series UID>/ by their third component; crop/mask roles found."""
+    from fixtures_cbis import build_kaggle
+
+    info = build_kaggle(tmp_path, dicom_info=dicom_info)
+    s = run(tmp_path)
+    assert s.problems == [] and sorted(it.image_id for it in s.items) == sorted(VIEWS)
+    assert all(it.reader == "image" and it.meta["layout"] == "kaggle-jpeg" for it in s.items)
+    assert any("Kaggle" in w for w in s.warnings)
+    roi = run(tmp_path, mode="roi")
+    assert roi.problems == [] and len(roi.items) == 7
+    for it in roi.items:
+        assert it.path == info["paths"][(it.image_id, "crop")], it.image_id
+        assert it.mask_paths == (info["paths"][(it.image_id, "mask")],), it.image_id
+    d = load_dataset("cbis-ddsm", {}, image_size=24, root=tmp_path)
+    assert len(d) == 5 and d.masks is not None

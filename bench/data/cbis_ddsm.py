@@ -33,8 +33,14 @@ Layouts accepted (both may be mixed in one tree; the one used per file is in ``I
     Dated folder names are never constructed: a file is located by its case folder (the first
     component of the CSV path) and every DICOM under that folder is considered.
 
-    Not read: the Kaggle JPEG re-export (layout C, ``csv/`` + ``jpeg/<series UID>/``) and PNG conversions
-    (layout D); a root in those layouts gets a :class:`DatasetFormatError` saying so.
+    ``kaggle-jpeg`` (layout C, the Kaggle re-export)::
+
+        csv/mass_case_description_train_set.csv ... dicom_info.csv
+        jpeg/<series UID>/1-1.jpg, 1-2.jpg
+
+    The CSV paths' third component (the series UID) names the ``jpeg/`` folder; see :class:`_KaggleTree`.
+
+    Not read: PNG conversions (layout D); a root in that layout gets a :class:`DatasetFormatError` saying so.
 
 Items and labels
     ``mode="image"``: one item per physical view, ``image_id`` = ``<patient_id>_<SIDE>_<VIEW>`` (Shen's
@@ -99,6 +105,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -348,16 +355,14 @@ EXPECTED = ("the four TCIA case-description CSVs (mass_case_description_train_se
             "calc_case_description_test_set.csv; downloaded separately from the DICOMs) in the root or a sub-folder, "
             "and the DICOM tree: a folder (the root, CBIS-DDSM/, DOI/ or manifest-<id>/CBIS-DDSM/) of case folders "
             "like Mass-Training_P_00001_LEFT_CC/ in the TCIA classic layout (<study UID>/<series UID>/000000.dcm) "
-            "or the dated layout (08-29-2017-DDSM-NA-12345/1.000000-full mammogram images-67890/1-1.dcm)")
+            "or the dated layout (08-29-2017-DDSM-NA-12345/1.000000-full mammogram images-67890/1-1.dcm); or the "
+            "Kaggle JPEG re-export (csv/ with the CSVs and dicom_info.csv, jpeg/<series UID>/1-1.jpg)")
 
 
 def _layout_error(root: Path, missing: str, seen_dirs: list[Path]) -> DatasetFormatError:
     hint = ""
     names = {p.name for p in seen_dirs}
-    if "jpeg" in names and any((d / "dicom_info.csv").is_file() for d in seen_dirs):
-        hint = (" This looks like the Kaggle JPEG re-export (csv/ + jpeg/<series UID>/), which this adapter does not "
-                "read; use the TCIA DICOM download.")
-    elif any(p.suffix.lower() == ".png" for d in seen_dirs[:3] for p in d.glob("*.png")):
+    if any(p.suffix.lower() == ".png" for d in seen_dirs[:3] for p in d.glob("*.png")):
         hint = " PNG conversions are not read by this adapter; use the TCIA DICOM download."
     return DatasetFormatError(f"{NAME} at {root}: {missing}. Expected {EXPECTED}. Found in {root}: "
                               f"{describe_dir(root)}.{hint}")
@@ -376,6 +381,8 @@ class _Header:
 
 class _Tree:
     """Locates full images, crops and masks under the case folders (both layouts; quirk Q3)."""
+
+    reader = "dicom"
 
     def __init__(self, index: dict[str, list[Path]], image_dirs: list[Path]):
         self.index = index
@@ -494,6 +501,105 @@ class _Tree:
         return self._roi[key]
 
 
+class _KaggleTree:
+    """Layout C, the Kaggle JPEG re-export: ``jpeg/<series UID>/1-<n>.jpg``.
+
+    The CSVs keep the TCIA DICOM paths; their third component is the series UID, i.e. the ``jpeg/``
+    sub-folder (the join every Kaggle kernel uses). Crop and mask of an abnormality may share a series
+    folder; roles are decided like the DICOM quirk Q3: a file with the full image's size is the mask, then
+    ``dicom_info.csv``'s SeriesDescription (``cropped images`` / ``ROI mask images``; an ``Unknown`` row is
+    a mask, the known Kaggle labelling bug), then the pixels (a mask is black and white up to JPEG noise).
+    """
+
+    reader = "image"
+
+    def __init__(self, jpeg_dir: Path, info_csv: Path | None, warnings: list[str]):
+        self.jpeg_dir = jpeg_dir
+        self.image_dirs = [jpeg_dir]
+        self.roles: dict[Path, str] = {}
+        if info_csv is not None:
+            self._read_info(info_csv, warnings)
+        self._full: dict[str, tuple[Path | None, str, str]] = {}
+        self._roi: dict[tuple[str, ...], tuple[Path | None, Path | None, str]] = {}
+
+    def _read_info(self, path: Path, warnings: list[str]) -> None:
+        try:
+            df = pd.read_csv(path, sep=None, engine="python", dtype=str)  # ';' in re-saved copies: sniff it
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            warnings.append(f"{path.name} unreadable ({exc}); crop/mask roles decided from the images alone")
+            return
+        cols = {c.strip().lower(): c for c in df.columns}
+        if "image_path" not in cols or "seriesdescription" not in cols:
+            warnings.append(f"{path.name} lacks image_path/SeriesDescription columns; crop/mask roles decided from "
+                            "the images alone")
+            return
+        for raw, desc in zip(df[cols["image_path"]].fillna(""), df[cols["seriesdescription"]].fillna("")):
+            parts = raw.replace("\\", "/").split("/")
+            if "jpeg" in parts:  # CBIS-DDSM/jpeg/<UID>/1-1.jpg -> <local jpeg>/<UID>/1-1.jpg
+                self.roles[self.jpeg_dir.joinpath(*parts[parts.index("jpeg") + 1:])] = desc.strip().lower()
+
+    def expected(self, rel: tuple[str, ...]) -> Path:
+        return self.jpeg_dir / (rel[2] if len(rel) >= 3 else rel[0])
+
+    def _files(self, rel: tuple[str, ...]) -> list[Path]:
+        d = self.expected(rel)
+        return sorted(p for p in d.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if d.is_dir() else []
+
+    def full_image(self, rel: tuple[str, ...]) -> tuple[Path | None, str, str]:
+        key = rel[2] if len(rel) >= 3 else rel[0]
+        if key not in self._full:
+            files = self._files(rel)
+            if len(files) > 1:
+                files = [p for p in files if "full" in self.roles.get(p, "full")]
+            if len(files) == 1:
+                self._full[key] = (files[0], "kaggle-jpeg", "")
+            else:
+                self._full[key] = (None, "", f"{'no' if not files else len(files)} JPEG(s) in {self.expected(rel)}/ "
+                                             "(expected the series folder of the full mammogram, one JPEG)")
+        return self._full[key]
+
+    def roi_files(self, row: _Row) -> tuple[Path | None, Path | None, str]:
+        from PIL import Image
+
+        key = (row.crop_rel[2:3] + row.mask_rel[2:3]) or tuple(row.abn_folders)
+        if key in self._roi:
+            return self._roi[key]
+        files = sorted(set(self._files(row.crop_rel)) | set(self._files(row.mask_rel)))
+        if not files:
+            self._roi[key] = (None, None, f"no JPEG in {self.expected(row.crop_rel)}/")
+            return self._roi[key]
+        full, _, _ = self.full_image(row.image_rel)
+        try:
+            sizes = {p: Image.open(p).size for p in files + ([full] if full else [])}
+        except OSError as exc:
+            self._roi[key] = (None, None, f"unreadable JPEG ({exc})")
+            return self._roi[key]
+
+        def maskness(p: Path) -> tuple:
+            role = self.roles.get(p, "")
+            return (full is not None and sizes[p] == sizes[full], "mask" in role or role == "unknown",
+                    "crop" not in role, _looks_binary(p))
+
+        ranked = sorted(files, key=maskness, reverse=True)
+        if len(files) == 1 or maskness(ranked[0]) == maskness(ranked[-1]):
+            note = f"cannot tell crop from mask among {', '.join(p.name for p in files)} in {files[0].parent}/"
+            self._roi[key] = (None, None, note)
+        else:
+            note = "" if len(files) == 2 else f"{len(files)} JPEGs for {row.abn_folders[0]}, expected a crop and a mask"
+            self._roi[key] = (ranked[-1], ranked[0], note)
+        return self._roi[key]
+
+
+def _looks_binary(path: Path) -> bool:
+    """A JPEG mask: nearly every pixel near 0 or 255 (compression leaves a thin grey fringe)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("L", (256, 256))  # JPEG decodes at reduced scale: cheap on full-size masks
+        a = np.asarray(im.convert("L"))
+    return bool(np.mean((a > 40) & (a < 215)) < 0.02)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The scan
 
@@ -513,6 +619,8 @@ def _find_inputs(options: CBISDDSMOptions, root: Path) -> tuple[dict[tuple[str, 
                 found[key] = d / fname
                 break
     image_dirs = [img_dir] if img_dir else [d for d in seen if any(True for _ in _iter_cases(d))]
+    if not image_dirs:  # layout C: a jpeg/ folder of series-UID folders
+        image_dirs = [d / "jpeg" for d in ([img_dir] if img_dir else seen) if (d / "jpeg").is_dir()][:1]
     needed = [(k, s) for k in kinds for s in splits]
     lacking = [CSV_NAMES[k] for k in needed if k not in found]
     if not found and not image_dirs:
@@ -583,7 +691,14 @@ def scan(options: CBISDDSMOptions, root: Path) -> Scan:
             result.excluded["patient also in the official test split"] += len(unit)
             rows = [r for r in rows if r.patient_id not in shared]
 
-    tree = _Tree(_case_index(image_dirs), image_dirs)
+    if image_dirs[0].name == "jpeg" and not _case_index(image_dirs):
+        info = next((d / "dicom_info.csv" for d in [csvs[next(iter(csvs))].parent, *_candidates(root)]
+                     if (d / "dicom_info.csv").is_file()), None)
+        tree = _KaggleTree(image_dirs[0], info, result.warnings)
+        result.warnings.append("Kaggle JPEG re-export: 8-bit lossy JPEGs, so intensities differ from the 16-bit "
+                               "DICOM route" + ("" if info else "; no dicom_info.csv found (roles from the images)"))
+    else:
+        tree = _Tree(_case_index(image_dirs), image_dirs)
     if options.mode == "image":
         _image_items(rows, tree, options, result)
     else:
@@ -672,7 +787,7 @@ def _image_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result
         label = int(any(r.pathology == "MALIGNANT" for r in kept))
         path, layout = fulls[0]
         result.items.append(Item(
-            image_id=f"{patient}_{side}_{view}", label=label, path=path, reader="dicom", patient_id=patient,
+            image_id=f"{patient}_{side}_{view}", label=label, path=path, reader=tree.reader, patient_id=patient,
             view=view, laterality=side[0], mask_paths=tuple(dict.fromkeys(masks)),
             meta={"official_split": _official_split(kept), "series": cases, "layout": layout,
                   "abnormality_types": sorted({r.kind for r in kept}),
@@ -707,7 +822,7 @@ def _roi_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result: 
             no_full.append(r.case)
         source = full if options.roi_pipeline == "falconi" else crop
         result.items.append(Item(
-            image_id=r.crop_rel[0], label=int(r.pathology == "MALIGNANT"), path=source, reader="dicom",
+            image_id=r.crop_rel[0], label=int(r.pathology == "MALIGNANT"), path=source, reader=tree.reader,
             patient_id=r.patient_id, view=r.view, laterality=r.side[0], mask_paths=(mask,),
             meta={"official_split": r.split, "full_image": str(full) if full else None,
                   "layout": layout or ("tcia-classic" if tree.expected(r.crop_rel).is_file() else "tcia-dated"),

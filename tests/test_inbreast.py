@@ -1,6 +1,7 @@
 """bench.data.inbreast against a tiny INbreast Release 1.0 tree in the exact on-disk format (DATASETS.md s. 2)."""
 from __future__ import annotations
 
+import plistlib
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,13 @@ def dicom_name(fid: str, patient: str, side: str, view: str) -> str:
     return f"{fid}_{patient}_MG_{side}_{'ML' if view == 'MLO' else view}_ANON.dcm"
 
 
+# One mass outline (x = column, y = row, as Osirix writes Point_px) and one single-point calcification.
+XML_ROIS = {"Images": [{"ImageIndex": 0, "NumberOfROIs": 2, "ROIs": [
+    {"Name": "Mass", "NumberOfPoints": 4, "Point_mm": ["(0, 0, 0)"] * 4,
+     "Point_px": ["(1.0, 1.0)", "(5.0, 1.0)", "(5.0, 6.0)", "(1.0, 6.0)"]},
+    {"Name": "Calcification", "NumberOfPoints": 1, "Point_px": ["(7.0, 8.0)"]}]}]}
+
+
 def build_inbreast(root: Path, rows=ROWS) -> Path:
     """Write ``INbreast Release 1.0/`` under ``root``: the CSV (';', CRLF), AllDICOMs/, one XML, README."""
     rel = root / "INbreast Release 1.0"
@@ -69,7 +77,7 @@ def build_inbreast(root: Path, rows=ROWS) -> Path:
         write_dicom(rel / "AllDICOMs" / dicom_name(fid, pat, side, view), px,
                     photometric="MONOCHROME1" if fid == MONO1 else "MONOCHROME2", side=side, view=view)
     (rel / "AllDICOMs" / ("._" + dicom_name(*ROWS[0][:4]))).write_bytes(b"\x00\x05\x16\x07 mac junk")
-    (rel / "AllXML" / "90000003.xml").write_text('<?xml version="1.0"?><plist version="1.0"><dict/></plist>')
+    (rel / "AllXML" / "90000003.xml").write_bytes(plistlib.dumps(XML_ROIS))  # an Osirix ROI plist
     (rel / "README.txt").write_text("INbreast fixture\n")
     return rel
 
@@ -252,3 +260,15 @@ def test_xls_only_release_says_which_file_is_read(tmp_path):
     (rel / "INbreast.csv").rename(rel / "INbreast.xls")
     with pytest.raises(DatasetFormatError, match=r"found INbreast Release 1\.0/.*export the sheet as ';'-separated"):
         inbreast.scan(opts(), tmp_path)
+
+
+def test_xml_rois_become_lesion_masks(tree):
+    from bench.data.generic import read_mask
+
+    by_id = {it.image_id: it for it in inbreast.scan(opts(), tree).items}
+    it = by_id["90000003"]
+    mask = read_mask(it, shape=read_pixels(it).shape)
+    assert mask[2:6, 2:5].all() and not mask[0, 0]  # inside the polygon (rows 1-6, cols 1-5), not outside it
+    assert mask[8, 7]  # the calcification disc at row 8, column 7
+    no_xml = by_id["90000001"]
+    assert no_xml.mask_shapes == () and not read_mask(no_xml, shape=(10, 8)).any()  # no XML = no ROI

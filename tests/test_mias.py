@@ -202,3 +202,16 @@ def test_duplicate_copies_prefer_the_pgm_and_warn_once(tree):
     assert all(it.path.suffix == ".pgm" for it in s.items) and len(s.items) == 8
     dup = [w for w in s.warnings if "several files" in w]
     assert len(dup) == 1 and dup[0].startswith("2 image(s)")
+
+
+def test_located_abnormalities_become_circular_masks(tree):
+    from bench.data.generic import read_mask
+
+    by_id = {it.image_id: it for it in mias.scan(opts(), tree).items}
+    spot = by_id["mdb905"]
+    mask = read_mask(spot, shape=(1024, 1024))
+    assert mask[1024 - SPOT[2], SPOT[1]] and not mask[0, 0]
+    small = read_mask(spot, shape=(64, 64))  # coordinates refer to the 1024 film: scaled with the image
+    assert small[round((1024 - SPOT[2]) / 16), round(SPOT[1] / 16)]
+    assert not read_mask(by_id["mdb902"], shape=(16, 16)).any()  # NORM: an empty mask, not a missing one
+    assert by_id["mdb907"].mask_shapes is None  # *NOTE 3*: no coordinates, mask unknown

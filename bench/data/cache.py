@@ -76,7 +76,7 @@ def decode_item(item: Item, image_size: Size, *, resize: str = "pad",
     from bench.data.generic import read_mask
 
     pixels = read_pixels(item)
-    mask = read_mask(item, shape=pixels.shape) if item.mask_paths else None
+    mask = read_mask(item, shape=pixels.shape) if item.has_mask else None
     if roi_pipeline == "falconi":
         if mask is None:
             raise ValueError(f"{item.image_id}: roi_pipeline 'falconi' needs a lesion mask and this image has none")

@@ -274,7 +274,7 @@ def read_mask(item: Item, shape: tuple[int, int] | None = None) -> np.ndarray | 
             the first mask's.
 
     Returns:
-        None when the item has no mask.
+        None when the item has neither mask files nor mask shapes.
     """
     from PIL import Image
 
@@ -287,7 +287,33 @@ def read_mask(item: Item, shape: tuple[int, int] | None = None) -> np.ndarray | 
         if m.shape != tuple(target):
             m = np.asarray(Image.fromarray(m).resize((target[1], target[0]), Image.Resampling.NEAREST))
         merged = m if merged is None else merged | m
+    if item.mask_shapes is not None:
+        target = shape or (merged.shape if merged is not None else item.mask_frame)
+        if target is None:
+            raise ValueError(f"{item.image_id}: mask shapes need the image shape or Item.mask_frame")
+        drawn = draw_shapes(item.mask_shapes, tuple(target), item.mask_frame)
+        merged = drawn if merged is None else merged | drawn
     return merged
+
+
+def draw_shapes(shapes, shape: tuple[int, int], frame: tuple[int, int] | None = None) -> np.ndarray:
+    """Rasterise ``("polygon", ((row, col), ...))`` and ``("circle", (row, col, radius))`` outlines into a
+    boolean mask of ``shape``; coordinates in ``frame`` pixels are scaled to ``shape`` (scikit-image draw)."""
+    from skimage.draw import disk, polygon
+
+    mask = np.zeros(shape, bool)
+    fy, fx = (shape[0] / frame[0], shape[1] / frame[1]) if frame else (1.0, 1.0)
+    for kind, data in shapes:
+        if kind == "polygon":
+            pts = np.asarray(data, float)
+            rr, cc = polygon(pts[:, 0] * fy, pts[:, 1] * fx, shape=shape)
+        elif kind == "circle":
+            r, c, rad = data
+            rr, cc = disk((r * fy, c * fx), max(1.0, rad * (fy + fx) / 2), shape=shape)
+        else:
+            raise ValueError(f"unknown mask shape {kind!r} (polygon or circle)")
+        mask[rr, cc] = True
+    return mask
 
 
 def summarize_files(scan: Scan, what: str, paths: list[Path], base: Path, advice: str = "") -> None:

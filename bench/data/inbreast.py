@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
 from bench.data import DatasetOptions, register_dataset
@@ -199,6 +200,33 @@ def _index_dicoms(folder: Path) -> tuple[dict[str, list[Path]], int]:
     return index, hidden
 
 
+def read_osirix_rois(path: Path) -> tuple:
+    """Lesion outlines of an ``AllXML/<id>.xml`` Osirix plist (DATASETS.md 2.4) as ``Item.mask_shapes``:
+    a polygon per ROI from ``Point_px`` ("(x, y)" strings, x = column); ROIs of at most 2 points are single
+    calcifications, drawn as discs of radius 3 px. Parsed with the standard library's ``plistlib``."""
+    import plistlib
+
+    try:
+        with open(path, "rb") as f:
+            doc = plistlib.load(f)
+        rois = [roi for image in doc.get("Images", []) for roi in image.get("ROIs", [])]
+    except (plistlib.InvalidFileException, ValueError, AttributeError, OSError) as exc:
+        raise ValueError(f"not an Osirix ROI plist: {exc}") from None
+    shapes = []
+    for roi in rois:
+        pts = []
+        for text in roi.get("Point_px", []):
+            nums = re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", str(text))
+            if len(nums) >= 2:
+                pts.append((float(nums[1]), float(nums[0])))  # (row, col)
+        if len(pts) >= 3:
+            shapes.append(("polygon", tuple(pts)))
+        elif pts:
+            r, c = np.mean(pts, axis=0)
+            shapes.append(("circle", (float(r), float(c), 3.0)))
+    return tuple(shapes)
+
+
 def scan(options: INbreastOptions, root: Path) -> Scan:
     """Read the INbreast release at ``root`` into items (no pixels are decoded).
 
@@ -227,7 +255,7 @@ def scan(options: INbreastOptions, root: Path) -> Scan:
         out.warnings.append(f"ignored {hidden} hidden '._*' file(s) in {dicom_rel}/ (macOS metadata)")
 
     seen: set[str] = set()
-    bad_birads, bad_names, mismatch = [], [], []
+    bad_birads, bad_names, mismatch, bad_xml = [], [], [], []
     for row in rows:
         where = f"{csv_rel} line {row['line']}"
         fid = re.sub(r"\.0$", "", row["filename"])
@@ -279,8 +307,15 @@ def scan(options: INbreastOptions, root: Path) -> Scan:
                 "acquisition": row.get("acquisitiondate") or None, "csv_line": row["line"],
                 "file": path.relative_to(root).as_posix(),
                 "xml": xmls[fid].relative_to(root).as_posix() if fid in xmls else None}
+        shapes = ()  # no XML = no ROI (DATASETS.md 2.4)
+        if fid in xmls:
+            try:
+                shapes = read_osirix_rois(xmls[fid])
+            except ValueError as exc:
+                bad_xml.append(f"{xmls[fid].name} ({exc})")
+                shapes = None
         out.items.append(Item(image_id=fid, label=label, path=path, reader="dicom", patient_id=patient,
-                              view=view, laterality=csv_lat or f_lat, meta=meta))
+                              view=view, laterality=csv_lat or f_lat, meta=meta, mask_shapes=shapes))
 
     unlisted = sorted(k for k in dicoms if k not in seen)
     if unlisted:
@@ -295,6 +330,9 @@ def scan(options: INbreastOptions, root: Path) -> Scan:
         out.warnings.append(f"{len(bad_names)} DICOM name(s) do not follow {FILE_PATTERN}; the patient is taken "
                             f"from the 2nd '_' field (or the image is its own patient): "
                             f"{', '.join(bad_names[:5])}" + (" ..." if len(bad_names) > 5 else ""))
+    if bad_xml:
+        out.warnings.append(f"{len(bad_xml)} unreadable {XML_DIR} file(s); those images have no lesion mask: "
+                            f"{'; '.join(bad_xml[:3])}" + (" ..." if len(bad_xml) > 3 else ""))
     if mismatch:
         out.warnings.append(f"{len(mismatch)} image(s) where {CSV_NAME} and the file name disagree on side/view "
                             f"(the CSV is used): {'; '.join(mismatch[:5])}" + (" ..." if len(mismatch) > 5 else ""))

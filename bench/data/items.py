@@ -38,6 +38,11 @@ class Item:
         view: "CC", "MLO", ... where known; laterality: "L" or "R" where known.
         mask_paths: lesion mask files (merged by OR when several), if any.
         index: for ``npz``: ``(array_name, row)``; unused otherwise.
+        mask_shapes: lesion outlines drawn into the mask, for datasets that give coordinates instead of mask
+            files: ``("polygon", ((row, col), ...))`` or ``("circle", (row, col, radius))``, in pixels of
+            ``mask_frame`` (default: the image's own size). ``None`` = no annotation; ``()`` = annotated and
+            free of lesions (an empty mask, not a missing one).
+        mask_frame: ``(height, width)`` the shapes' coordinates refer to (MIAS: the 1024 x 1024 film).
         meta: adapter metadata (BI-RADS string, abnormality types, original label, ...), JSON-able.
     """
 
@@ -51,6 +56,12 @@ class Item:
     mask_paths: tuple[Path, ...] = ()
     index: tuple[str, int] | None = None
     meta: dict = field(default_factory=dict, hash=False, compare=False)
+    mask_shapes: tuple | None = field(default=None, hash=False, compare=False)
+    mask_frame: tuple[int, int] | None = None
+
+    @property
+    def has_mask(self) -> bool:
+        return bool(self.mask_paths) or self.mask_shapes is not None
 
 
 @dataclass

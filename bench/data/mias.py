@@ -255,8 +255,12 @@ def scan(options: MIASOptions, root: Path) -> Scan:
                 "classes": sorted({r["class"] for r in recs}), "abnormalities": abn,
                 "info_lines": [r["line"] for r in recs], "file": path.relative_to(root).as_posix(),
                 "coordinates": f"row/col: top-left origin, {FILM_SIZE} x {FILM_SIZE} film (row = {FILM_SIZE} - Y)"}
+        circles = tuple(("circle", (r["row"], r["col"], r["radius"])) for r in abn if r["row"] is not None)
+        # located abnormalities give a mask; an abnormality without coordinates leaves the mask unknown
+        shapes = circles if all(r["row"] is not None for r in abn) else None
         out.items.append(Item(image_id=refnum, label=label, path=path, reader="image", patient_id=patient_of(refnum),
-                              view=None, laterality="L" if n % 2 == 0 else "R", meta=meta))
+                              view=None, laterality="L" if n % 2 == 0 else "R", meta=meta, mask_shapes=shapes,
+                              mask_frame=(FILM_SIZE, FILM_SIZE)))
     unlisted = sorted(k for k in images if k not in records)
     if unlisted:
         out.excluded[f"image not listed in {Path(source).name}"] += len(unlisted)

@@ -1,4 +1,4 @@
-"""Command line: ``bench run | validate | report | ls``. It parses arguments and calls the library."""
+"""Command line: ``bench run | plan | status | validate | report | list``. It parses arguments and calls the library."""
 from __future__ import annotations
 
 import argparse
@@ -10,9 +10,13 @@ from pathlib import Path
 EPILOG = """examples:
   bench run smoke                      run the smoke suite on synthetic data, then render its report
   bench validate suites/smoke.yaml     check a suite; print cells, NA cells and pre-training jobs
+  bench run smoke --workers 2          two worker processes; another 'bench run' may share the results folder
+  bench plan smoke                     print the job graph, what is done, and a cost estimate
+  bench status results/smoke           done / failed / running / pending cells, with reasons
   bench report results/smoke           re-render the tables from stored records (no training)
+  bench svcca synth-controls           run only the suite's per-layer SVCCA analysis (Figure 1), then report
   bench verify results/smoke           recompute every stored metric from the stored predictions
-  bench ls backbones                   list registered backbones (also: datasets, suites)
+  bench list backbones                 list backbones and where they come from (also: datasets, suites)
 """
 
 
@@ -32,6 +36,7 @@ def _reports_root(arg: str | None) -> Path:
 
 
 def cmd_validate(args) -> int:
+    from bench.data.preprocess import size_label
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
@@ -49,8 +54,17 @@ def cmd_validate(args) -> int:
     print(f"  pre-training jobs: {len(jobs)}")
     for pid, cfg in jobs.items():
         print(f"    {pid}: {cfg['backbone']} on {cfg['source']}, seed {cfg['seed']}, {cfg['epochs']} epochs, "
-              f"{cfg['image_size']} px")
+              f"{size_label(cfg['image_size'])} px")
     return 0
+
+
+def _executor_overrides(args, suite):
+    from bench.runner import executor_settings
+
+    if args.workers is not None and args.workers < 0:
+        raise CliError(f"--workers {args.workers}: give 0 (run in this process) or a positive number of worker "
+                       "processes")
+    return executor_settings(suite, kind=args.executor, workers=args.workers)
 
 
 def cmd_run(args) -> int:
@@ -60,28 +74,95 @@ def cmd_run(args) -> int:
     if args.data_root:
         os.environ["BENCH_DATA_ROOT"] = args.data_root
     suite = load_suite(args.suite)
+    settings = _executor_overrides(args, suite)
     root = _results_root(args.results)
     n_na = sum(1 for c in suite.cells if c.na_reason)
+    where = f"{settings.workers} worker process(es)" if settings.workers else "this process"
     print(f"suite {suite.name}: {len(suite.cells)} cells ({n_na} NA), {len(suite.pretrain_jobs)} pre-training "
-          f"job(s); results in {root / suite.name}", file=sys.stderr)
-    summary = run_suite(suite, results_root=root, progress=not args.no_progress)
+          f"job(s); results in {root / suite.name}; executor {settings.kind}"
+          + (f" ({where})" if settings.kind == "local" else f" (submitit, cluster {settings.cluster})"),
+          file=sys.stderr)
+    summary = run_suite(suite, results_root=root, progress=not args.no_progress, executor=settings,
+                        retry_failed=args.retry_failed)
     print(f"done in {summary.seconds:.1f}s: {summary.computed} computed, {summary.na} NA, {summary.failed} failed, "
-          f"{summary.skipped} already done, {summary.pretrained} source pre-training(s)", file=sys.stderr)
-    path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports))
+          f"{summary.skipped} already done, {summary.pretrained} source pre-training(s)"
+          + (f", {summary.by_others} computed by another runner" if summary.by_others else ""), file=sys.stderr)
+    if summary.kept_failed:
+        print(f"{summary.kept_failed} cell(s) failed in an earlier run and were kept, not retried "
+              f"('bench status {root / suite.name}' shows why; 'bench run {args.suite} --retry-failed' retries "
+              "them)", file=sys.stderr)
+    svcca_failed = _run_svcca(suite, root) if suite.config.analysis.svcca else 0
+    path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports),
+                         _svcca_records(root / suite.name, suite))
     print(f"report: {path}")
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.kept_failed or svcca_failed else 0
 
 
-def _write_report(records: list[dict], suite: str, reports_root: Path) -> Path:
-    from bench.report import records_frame, render_report
+def _run_svcca(suite, root: Path) -> int:
+    """Run the suite's analysis.svcca (skipping finished runs); return the number of failed runs."""
+    from bench.runner.svcca import run_svcca
 
-    out = reports_root / suite
-    out.mkdir(parents=True, exist_ok=True)
+    summary = run_svcca(suite, results_root=root)
+    print(f"svcca done in {summary.seconds:.1f}s: {summary.computed} computed, {summary.failed} failed, "
+          f"{summary.skipped} already done; records in {summary.results_dir}", file=sys.stderr)
+    return summary.failed
+
+
+def _svcca_records(folder: Path, suite=None) -> list[dict]:
+    from bench.runner.svcca import svcca_dir, svcca_records
+
+    return svcca_records(svcca_dir(folder.parent, folder.name), suite)
+
+
+def cmd_svcca(args) -> int:
+    """``bench svcca SUITE``: only the suite's per-layer SVCCA analysis, then the report."""
+    from bench.runner import suite_records
+    from bench.suite import load_suite
+
+    if args.data_root:
+        os.environ["BENCH_DATA_ROOT"] = args.data_root
+    suite = load_suite(args.suite)
+    if suite.config.analysis.svcca is None:
+        raise CliError(f"{suite.path or suite.name}: analysis.svcca: the suite asks for no SVCCA analysis; add e.g. "
+                       "'analysis: {svcca: {targets: [synth-inbreast]}}' to it")
+    root = _results_root(args.results)
+    failed = _run_svcca(suite, root)
+    path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports),
+                         _svcca_records(root / suite.name, suite))
+    print(f"report: {path}")
+    return 1 if failed else 0
+
+
+def cmd_plan(args) -> int:
+    from bench.runner import build_plan
+    from bench.runner.plan import format_plan
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    settings = _executor_overrides(args, suite)
+    plan = build_plan(suite, _results_root(args.results), retry_failed=args.retry_failed)
+    print(format_plan(plan, workers=settings.workers if settings.kind == "local" else settings.array_parallelism))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from bench.runner.status import StatusError, folder_status, format_status
+
+    try:
+        st = folder_status(args.results_dir)
+    except StatusError as exc:
+        raise CliError(str(exc)) from None
+    print(format_status(st, limit=args.limit))
+    return 0
+
+
+def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None
+                  ) -> Path:
+    from bench.report import write_report
+
     # One canonical order, so `bench run` and `bench report` render identical files.
     records = sorted(records, key=lambda r: tuple(str(r.get("cell", {}).get(k)) for k in AXES))
-    (out / "report.md").write_text(render_report(records, suite=suite))
-    records_frame(records).to_csv(out / "cells.csv", index=False)
-    return out / "report.md"
+    return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records)
 
 
 def cmd_report(args) -> int:
@@ -98,8 +179,13 @@ def cmd_report(args) -> int:
         print(f"note: {dropped} older record(s) with the same axes but another config were left out "
               f"(the newest of each is reported)", file=sys.stderr)
     suite = args.suite or records[0].get("suite") or folder.name
-    path = _write_report(records, suite, _reports_root(args.reports))
-    print(f"report: {path}")
+    path = _write_report(records, suite, _reports_root(args.reports), _svcca_records(folder))
+    if args.curves:
+        from bench.report import accuracy_curves_figure
+
+        curves = accuracy_curves_figure(records, path.parent / "curves.png")
+        print(f"curves: {curves}" if curves else "curves: no record has a fine-tuning history", file=sys.stderr)
+    print(f"report: {path} (+ report.tex{', svcca.png' if (path.parent / 'svcca.png').exists() else ''})")
     if args.print:
         print(path.read_text())
     return 0
@@ -177,13 +263,31 @@ def cmd_data_check(args) -> int:
     return 0
 
 
+def _list_backbones() -> None:
+    from tabulate import tabulate
+
+    from bench.backbones import BACKBONES
+    from bench.backbones._base import imagenet_location
+    from bench.registry import PluginError
+
+    rows = []
+    for n in BACKBONES.names():
+        try:
+            s = BACKBONES.get(n)
+        except PluginError as exc:  # a broken plugin is listed with its error, the others still work
+            rows.append([n, BACKBONES.origin_of(n), "", "", "", f"BROKEN: {exc}"])
+            continue
+        stages = " ".join(f"{m}:{c}" for m, c in zip(s.stages, s.channels))
+        rows.append([n, BACKBONES.origin_of(n), stages, f"{s.input_size} (min {s.min_size})", imagenet_location(n),
+                     s.description])
+    print(tabulate(rows, headers=["backbone", "origin", "stages conv1..block4 (module:channels)", "input px",
+                                  "imagenet weights", "description"], tablefmt="plain"))
+    print("\nAlso usable by name: timm:<model> (any timm model, e.g. timm:resnet34) and package.module:factory.")
+
+
 def cmd_ls(args) -> int:
     if args.what == "backbones":
-        from bench.backbones import BACKBONES
-
-        for n in BACKBONES.names():
-            s = BACKBONES.get(n)
-            print(f"{n:24s} {'imagenet built-in' if s.imagenet else '':18s} {s.description}")
+        _list_backbones()
     elif args.what == "datasets":
         from bench.data import DATASETS
 
@@ -197,6 +301,11 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def _executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=["local", "slurm"], help="override the suite's executor.kind")
+    p.add_argument("--workers", type=int, help="local executor: worker processes (0 = run in this process)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="Transfer-learning benchmark harness for breast imaging.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,7 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
     r.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _executor_args(r)
+    r.add_argument("--retry-failed", action="store_true",
+                   help="recompute cells that failed in an earlier run (by default they are kept)")
     r.set_defaults(func=cmd_run)
+
+    pl = sub.add_parser("plan", help="print the run plan: pre-training jobs, the cells waiting on them, NA cells, "
+                                     "what is done, and a cost estimate from recorded timings")
+    pl.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
+    pl.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
+    pl.add_argument("--retry-failed", action="store_true", help="plan as 'bench run --retry-failed' would")
+    _executor_args(pl)
+    pl.set_defaults(func=cmd_plan)
+
+    st = sub.add_parser("status", help="done / failed / running / pending cells of a results folder, with reasons")
+    st.add_argument("results_dir", help="a results/<suite> folder")
+    st.add_argument("--limit", type=int, default=20, help="list at most this many cells per state (default 20)")
+    st.set_defaults(func=cmd_status)
 
     v = sub.add_parser("validate", help="check a suite without training; print cells and pre-training jobs")
     v.add_argument("suite")
@@ -219,7 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
     rep.add_argument("--suite", help="suite name used for the report folder (default: from the records)")
     rep.add_argument("--print", action="store_true", help="also print the Markdown report")
+    rep.add_argument("--curves", action="store_true",
+                     help="also plot training/evaluation accuracy per cell to reports/<suite>/curves.png")
     rep.set_defaults(func=cmd_report)
+
+    sv = sub.add_parser("svcca", help="run only the suite's per-layer SVCCA analysis (analysis.svcca), then report")
+    sv.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
+    sv.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
+    sv.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
+    sv.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
+    sv.set_defaults(func=cmd_svcca)
 
     ver = sub.add_parser("verify", help="recompute each record's AUC, accuracy and beta from its predictions")
     ver.add_argument("results_dir", help="a results/<suite> folder")
@@ -236,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--json", action="store_true", help="print exactly one JSON object")
     chk.set_defaults(func=cmd_data_check)
 
-    ls = sub.add_parser("ls", help="list backbones, datasets or suites")
+    ls = sub.add_parser("list", aliases=["ls"], help="list backbones (with their origin), datasets or suites")
     ls.add_argument("what", choices=["backbones", "datasets", "suites"])
     ls.set_defaults(func=cmd_ls)
     return p

@@ -1,14 +1,23 @@
-"""Where a result came from: package versions, git commit, machine, date."""
+"""Where a result came from: code, packages, machine, scheduler job, and the exact data and weights used.
+
+:func:`provenance` returns what is the same for every record a process writes (git commit and whether
+the tree was dirty, with a hash of the diff; package versions; torch, CUDA and cuDNN versions; device;
+hostname; Slurm job ids; date). :func:`record_provenance` adds what is specific to one record: the hash
+of its fine-tune/evaluation split and the SHA-256 of the weights it started from.
+"""
 from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("bench", "torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "pandas", "pydantic")
+PACKAGES = ("bench", "torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "pandas", "pydantic",
+            "submitit")
 
 
 def _version(pkg: str) -> str | None:
@@ -19,28 +28,98 @@ def _version(pkg: str) -> str | None:
 
 
 def git_commit() -> dict:
-    """The bench checkout's commit and whether it had uncommitted changes (None outside git)."""
+    """The bench checkout's commit, whether tracked files had uncommitted changes, and a hash of that diff."""
     root = Path(__file__).resolve().parent.parent
+    none = {"commit": None, "dirty": None, "diff_sha256": None}
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5)
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=root, capture_output=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return none
     if sha.returncode != 0:
-        return {"commit": None, "dirty": None}
-    return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+        return none
+    dirty = bool(diff.stdout.strip())
+    return {"commit": sha.stdout.strip(), "dirty": dirty,
+            "diff_sha256": hashlib.sha256(diff.stdout).hexdigest()[:16] if dirty else None}
 
 
 @functools.lru_cache(maxsize=1)
 def _static() -> dict:
     import torch
 
+    cuda = torch.cuda.is_available()
     return {"packages": {p: _version(p) for p in PACKAGES}, **git_commit(), "python": platform.python_version(),
             "platform": platform.platform(), "hostname": platform.node(),
-            "device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "torch_threads": torch.get_num_threads()}
+            "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "device": "cuda:" + torch.cuda.get_device_name(0) if cuda else "cpu",
+            "gpu_count": torch.cuda.device_count() if cuda else 0}
 
 
 def provenance() -> dict:
-    return {**_static(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    """Code, packages, machine, Slurm ids and date of this process (cheap after the first call)."""
+    import torch
+
+    from bench.runner.claims import slurm_ids
+
+    return {**_static(), "torch_threads": torch.get_num_threads(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "slurm": slurm_ids() or None,
+            "pid": os.getpid(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (cached per path, modification time and size)."""
+    st = Path(path).stat()
+    return _file_sha256(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def state_dict_sha256(backbone: str, explicit_path: str | None) -> str:
+    """SHA-256 over the names and bytes of the ImageNet state dict a cell loaded (built-in weights)."""
+    from bench.backbones._base import imagenet_state_dict
+
+    h = hashlib.sha256()
+    for k, v in sorted(imagenet_state_dict(backbone, explicit_path).items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def weights_sha256(record: dict, results_root: str | Path) -> str | None:
+    """SHA-256 of the weights a cell started from: the source checkpoint file, the ImageNet weights, or None
+    (random initialisation, reproducible from the record's seeds)."""
+    w = record.get("weights") or {}
+    try:
+        if w.get("pretrain_id"):
+            from bench.runner.pretrain import pretrain_paths
+
+            return file_sha256(pretrain_paths(results_root, w["pretrain_id"])[0])
+        if w.get("source") == "imagenet":
+            cfg = record.get("config") or {}
+            explicit = cfg.get("weights")
+            if explicit:
+                return file_sha256(explicit)
+            env_dir = os.environ.get("BENCH_WEIGHTS_DIR")
+            for ext in (".pth", ".pt", ".bin"):
+                p = Path(env_dir or "/nonexistent") / f"{cfg.get('backbone')}{ext}"
+                if env_dir and p.is_file():
+                    return file_sha256(p)
+            return state_dict_sha256(cfg.get("backbone"), None)
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def record_provenance(record: dict, results_root: str | Path) -> dict:
+    """:func:`provenance` plus the record's split hash and the hash of the weights it started from."""
+    return {**provenance(), "split_hash": (record.get("split") or {}).get("hash"),
+            "weights_sha256": weights_sha256(record, results_root)}

@@ -1,40 +1,64 @@
-"""Markdown report of a suite, rendered only from its per-cell records.
+"""The report of a suite, rendered only from its records: Markdown, LaTeX and the SVCCA figure.
 
-Nothing here trains, predicts or re-scores: every number is read from a record's ``metrics``
-(schema in :mod:`bench.records`) and aggregated over seeds. The tables follow the layout of
-Bulathsinghalage & Liu, "Transfer learning pre-training dataset effect analysis for breast
+Nothing here trains, predicts or re-scores: every number is read from a record's ``metrics`` or recomputed from its
+stored ``predictions`` by :mod:`bench.analysis` (intervals, DeLong tests), and aggregated over seeds. The tables
+follow the layout of Bulathsinghalage & Liu, "Transfer learning pre-training dataset effect analysis for breast
 cancer imaging":
 
-- :func:`table_transfer` is their Tables 1-3: one target, rows backbone x pre-training source,
-  columns "No FT", "FT 0.1", "FT 0.2", ...
+- :func:`table_transfer` is their Tables 1-3: one target, rows backbone x pre-training source, columns "No FT",
+  "FT 0.1", "FT 0.2", ...
 - :func:`table_all_vs_hybrid` is their Table 4: rows target x source, cells "full vs hybrid".
+- :func:`table_svcca` is their Figure 1 as a table (rows target x reference, columns conv1 .. block4), and
+  :func:`svcca_figure` the figure itself.
 
 Cell text (one table cell = every seed of one backbone x source x ft_fraction x target x transfer):
 
-- ``0.812 ± 0.031``: mean over the seeds that finished with a value, ± sample std (ddof=1),
-  the std only when there are two or more such seeds;
-- ``0.812 (1 failed)``: the same, with seeds that did not give a value counted in brackets;
+- ``0.812 ± 0.031``: mean over the seeds that finished with a value, ± the half-width of its 95 % interval (the
+  rule, from :mod:`bench.analysis.intervals`, is printed under each table: t over seeds with two or more seeds, the
+  patient bootstrap of the AUC with one; no "±" when there is no interval);
+- ``0.812 ± 0.031 †``: the cell differs significantly from the reference row of the same column (random
+  initialisation; in the full-vs-hybrid table, the full transfer), by :mod:`bench.analysis.paired`;
+- ``1.31 ‡`` in the beta table: Falconi's flag, training accuracy more than 10 points above evaluation accuracy;
+- ``0.812 (1 failed)``: seeds that did not give a value are counted in brackets;
 - ``NA``: every seed is status ``na`` (not applicable; the reason is stated in the report);
 - ``failed``: every seed failed; ``n/a``: every seed finished but the metric is undefined for it
   (e.g. beta without fine-tuning, AUC on a one-class evaluation set); ``—``: no record at all.
 
-Row order: backbones and targets in order of first appearance in the records (pass records in
-suite-expansion order to get the suite's order); sources ``random`` first, ``imagenet`` second,
-then the others in order of first appearance.
+Row order: backbones and targets in order of first appearance in the records (pass records in suite-expansion order
+to get the suite's order); sources ``random`` first, ``imagenet`` second, then the others in order of first
+appearance.
 """
 from __future__ import annotations
 
 import math
-from typing import Iterable
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bench.analysis.intervals import CELL_KEYS, cell_intervals, seed_intervals
+from bench.analysis.metrics import FALCONI_GAP
+from bench.analysis.paired import paired_tests
 from bench.registry import closest
 
-__all__ = ["HIGHER_IS_BETTER", "metric_caption", "records_frame", "table_transfer", "table_all_vs_hybrid",
-           "render_report"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "metric_caption",
+    "predictions_frame",
+    "records_frame",
+    "render_report",
+    "render_report_latex",
+    "svcca_figure",
+    "svcca_frame",
+    "table_all_vs_hybrid",
+    "table_svcca",
+    "table_transfer",
+    "write_report",
+]
 
 HIGHER_IS_BETTER: dict[str, bool] = {
     "auc": True,
@@ -45,6 +69,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "train_acc": True,
     "val_acc": True,
     "beta": False,  # train_acc / val_acc: about 1 is no overfitting, above 1 is overfitting
+    "svcca": True,  # similarity before vs after fine-tuning; higher = fine-tuning changed the layer less
+    "pwcca": True,
+    "cka": True,
 }
 """Direction of each metric, shown as an arrow in table captions (sklearn/lm-eval convention)."""
 
@@ -57,6 +84,9 @@ METRIC_NAMES: dict[str, str] = {
     "train_acc": "Training accuracy",
     "val_acc": "Evaluation accuracy",
     "beta": "Overfit ratio β = train acc / val acc",
+    "svcca": "SVCCA similarity",
+    "pwcca": "PWCCA similarity",
+    "cka": "Linear CKA",
 }
 
 AXES = ("backbone", "source", "ft_fraction", "target", "transfer", "seed")
@@ -66,9 +96,17 @@ SOURCE_LABELS = {"random": "Random init", "imagenet": "ImageNet"}
 FIRST_SOURCES = ("random", "imagenet")
 NO_RECORD = "—"
 TABLEFMT = "github"
+SIGNIFICANT = "†"
+OVERFIT = "‡"
+ALPHA = 0.05
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+SVCCA_LAYERS = ("conv1", "block1", "block2", "block3", "block4")
+SVCCA_REFERENCES = {"finetuned": "fine-tuned (B)", "bn_only": "BN-only reference (B′)"}
 
 
-# --------------------------------------------------------------------------- records -> frame
+# --------------------------------------------------------------------------- records -> frames
 
 def _as_float(value) -> float:
     """A metric value as a float; None and non-numbers become NaN."""
@@ -109,17 +147,80 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     return df
 
 
+def predictions_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """Every stored per-image prediction of the ok records, long form.
+
+    Returns:
+        Columns ``cell_id, image_id, patient_id, label, score, group``; ``group`` is what the patient bootstrap
+        resamples: the record's ``group_id`` when stored, else the patient id, else the image id.
+    """
+    parts = []
+    for rec in records:
+        p = rec.get("predictions") or {}
+        if rec.get("status") != "ok" or not p.get("label"):
+            continue
+        n = len(p["label"])
+        patients = p.get("patient_id")
+        part = pd.DataFrame({"cell_id": rec.get("cell_id"), "image_id": p.get("image_id") or list(range(n)),
+                             "patient_id": patients if patients is not None else [None] * n,
+                             "label": p["label"], "score": p["score"]})
+        if p.get("group_id") is not None:  # the split/bootstrap group recorded by the cell
+            part["group"] = pd.Series(p["group_id"]).astype(str).to_numpy()
+        else:
+            part["group"] = part["patient_id"].where(part["patient_id"].notna(), part["image_id"]).astype(str)
+        parts.append(part)
+    columns = ["cell_id", "image_id", "patient_id", "label", "score", "group"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def svcca_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """One row per ok SVCCA record x layer x reference (fine-tuned, BN-only) with its similarity scores.
+
+    Returns:
+        Columns ``analysis_id, backbone, source, target, seed, reference, layer, module, neurons, datapoints``
+        and one column per similarity measure found (``svcca``, ``pwcca``, ``cka``).
+    """
+    rows = []
+    for rec in records:
+        if rec.get("status") != "ok":
+            continue
+        job = rec.get("job") or {}
+        for layer in rec.get("layers") or []:
+            for ref in SVCCA_REFERENCES:
+                scores = layer.get(ref)
+                if scores is None:
+                    continue
+                rows.append({"analysis_id": rec.get("analysis_id"), **{k: job.get(k) for k in
+                                                                       ("backbone", "source", "target", "seed")},
+                             "reference": ref, "layer": layer.get("layer"), "module": layer.get("module"),
+                             "neurons": layer.get("neurons"), "datapoints": layer.get("datapoints"),
+                             **{k: _as_float(v) for k, v in scores.items()}})
+    columns = ["analysis_id", "backbone", "source", "target", "seed", "reference", "layer", "module", "neurons",
+               "datapoints"]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*columns, "svcca"])
+
+
 # --------------------------------------------------------------------------- cell text
 
-def _format_mean_std(values: np.ndarray) -> str:
-    text = f"{values.mean():.3f}"
-    if len(values) >= 2:
-        text += f" ± {values.std(ddof=1):.3f}"
+def _format_value(mean: float, half_width: float | None = None) -> str:
+    text = f"{mean:.3f}"
+    if half_width is not None and math.isfinite(half_width):
+        text += f" ± {half_width:.3f}"
     return text
 
 
-def _cell_text(rows: pd.DataFrame, metric: str) -> str:
-    """The text of one table cell from all of its records (one per seed); see the module docstring."""
+def _t_half_width(values: np.ndarray) -> float | None:
+    if len(values) < 2:
+        return None
+    return float(seed_intervals(pd.DataFrame({"k": 0, "v": values}), "v", keys=["k"],
+                                confidence=CONFIDENCE).loc[0, "half_width"])
+
+
+def _cell_text(rows: pd.DataFrame, metric: str, *, half_width: float | None = None, mark: str = "") -> str:
+    """The text of one table cell from all of its records (one per seed); see the module docstring.
+
+    ``half_width`` is the cell's interval half-width; without it the t half-width over seeds is used.
+    """
     if rows.empty:
         return NO_RECORD
     ok = rows[rows["status"] == "ok"]
@@ -130,7 +231,9 @@ def _cell_text(rows: pd.DataFrame, metric: str) -> str:
     if len(ok) > len(values):
         notes.append(f"{len(ok) - len(values)} n/a")
     if len(values):
-        return _format_mean_std(values) + (f" ({', '.join(notes)})" if notes else "")
+        hw = half_width if half_width is not None else _t_half_width(values)
+        return (_format_value(values.mean(), hw) + (f" {mark}" if mark else "")
+                + (f" ({', '.join(notes)})" if notes else ""))
     if len(counts) == 1 and len(ok) == 0:  # every seed has the same non-ok status
         return "NA" if counts.index[0] == "na" else str(counts.index[0])
     if len(counts) == 0:  # every seed finished, none has a value
@@ -186,14 +289,67 @@ def _check_metric(df: pd.DataFrame, metric: str) -> None:
         raise ValueError(f"unknown metric {metric!r}.{did_you_mean} Available: {', '.join(names)}.")
 
 
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    # disable_numparse: cells are already formatted text; tabulate must not turn "0.800" into "0.8".
-    return tabulate(rows, headers=headers, tablefmt=TABLEFMT, disable_numparse=True)
+# --------------------------------------------------------------------------- table model
+
+@dataclass
+class _Table:
+    """A rendered-agnostic table: header cells, body rows (text), and the lines printed under it."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        # disable_numparse: cells are already formatted text; tabulate must not turn "0.800" into "0.8".
+        return tabulate(self.rows, headers=self.headers, tablefmt=TABLEFMT, disable_numparse=True)
 
 
-# --------------------------------------------------------------------------- tables
+def _interval_lookup(intervals: pd.DataFrame | None) -> dict[tuple, float]:
+    if intervals is None or intervals.empty:
+        return {}
+    return {tuple(r[k] for k in CELL_KEYS): r["half_width"] for _, r in intervals.iterrows()}
 
-def table_transfer(df: pd.DataFrame, target: str, *, metric: str = "auc", transfer: str = "full") -> str:
+
+def _marks(tests: pd.DataFrame | None, axis: str) -> dict[tuple, str]:
+    """(cell keys) -> mark, for the significant comparisons of a :func:`paired_tests` result."""
+    if tests is None or tests.empty:
+        return {}
+    return {tuple(r[k] for k in CELL_KEYS): SIGNIFICANT for _, r in tests[tests["significant"]].iterrows()}
+
+
+def _transfer_table(df: pd.DataFrame, target: str, metric: str, transfer: str, *,
+                    intervals: pd.DataFrame | None = None, tests: pd.DataFrame | None = None,
+                    flags: set | None = None) -> _Table | str:
+    _check_metric(df, metric)
+    sub = df[(df["target"] == target) & (df["transfer"] == transfer)]
+    if sub.empty:
+        return f"_No records for target {target!r} with transfer {transfer!r}._"
+    fractions = [f for f in _fractions(sub) if not _undefined_column(sub[sub["ft_fraction"] == f], metric)]
+    if not fractions:
+        return f"_{METRIC_NAMES.get(metric, metric)} is undefined for every finished run of {target!r}._"
+    half_widths, marks, flags = _interval_lookup(intervals), _marks(tests, "source"), flags or set()
+    sources = _source_order(df["source"])
+    rows = []
+    for backbone in _unique(sub["backbone"]):
+        block = sub[sub["backbone"] == backbone]
+        for i, source in enumerate(s for s in sources if s in set(block["source"])):
+            cells = block[block["source"] == source]
+            texts = []
+            for f in fractions:
+                key = (backbone, source, f, target, transfer)
+                mark = marks.get(key, "") + (OVERFIT if key in flags else "")
+                texts.append(_cell_text(cells[cells["ft_fraction"] == f], metric, half_width=half_widths.get(key),
+                                        mark=mark))
+            rows.append([backbone if i == 0 else "", _source_label(source), *texts])
+    return _Table(["Backbone", "Pre-training", *map(_fraction_label, fractions)], rows)
+
+
+def _render(table: _Table | str) -> str:
+    return table if isinstance(table, str) else table.markdown()
+
+
+def table_transfer(df: pd.DataFrame, target: str, *, metric: str = "auc", transfer: str = "full",
+                   intervals: pd.DataFrame | None = None, tests: pd.DataFrame | None = None) -> str:
     """The paper's Table 1 layout for one target: backbone x source rows, one column per ft_fraction.
 
     Columns are "No FT" (``ft_fraction == 0``) and "FT <fraction>" for every other fraction found for
@@ -205,6 +361,9 @@ def table_transfer(df: pd.DataFrame, target: str, *, metric: str = "auc", transf
         target: the target dataset to tabulate.
         metric: a metric column of ``df``.
         transfer: the transfer mode to tabulate ("full" or "hybrid").
+        intervals: :func:`bench.analysis.intervals.cell_intervals` of ``df``; the "±" shows its half-widths.
+            Without it the t half-width over seeds is shown (nothing for one seed).
+        tests: :func:`bench.analysis.paired.paired_tests` along ``source``; significant cells get "†".
 
     Returns:
         A GitHub-flavoured Markdown table, or a one-line note when there is nothing to show.
@@ -212,47 +371,17 @@ def table_transfer(df: pd.DataFrame, target: str, *, metric: str = "auc", transf
     Raises:
         ValueError: if ``metric`` is not a metric column of ``df``.
     """
-    _check_metric(df, metric)
-    sub = df[(df["target"] == target) & (df["transfer"] == transfer)]
-    if sub.empty:
-        return f"_No records for target {target!r} with transfer {transfer!r}._"
-    fractions = [f for f in _fractions(sub) if not _undefined_column(sub[sub["ft_fraction"] == f], metric)]
-    if not fractions:
-        return f"_{METRIC_NAMES.get(metric, metric)} is undefined for every finished run of {target!r}._"
-    sources = _source_order(df["source"])
-    rows = []
-    for backbone in _unique(sub["backbone"]):
-        block = sub[sub["backbone"] == backbone]
-        for i, source in enumerate(s for s in sources if s in set(block["source"])):
-            cells = block[block["source"] == source]
-            rows.append([backbone if i == 0 else "", _source_label(source),
-                         *(_cell_text(cells[cells["ft_fraction"] == f], metric) for f in fractions)])
-    return _table(rows, ["Backbone", "Pre-training", *map(_fraction_label, fractions)])
+    return _render(_transfer_table(df, target, metric, transfer, intervals=intervals, tests=tests))
 
 
-def table_all_vs_hybrid(df: pd.DataFrame, *, metric: str = "auc") -> str:
-    """The paper's Table 4 layout: rows target x source, cells "<full> vs <hybrid>" per ft_fraction > 0.
-
-    Each side is formatted like a :func:`table_transfer` cell, and compares records that agree on
-    every axis but ``transfer``. Rows are the (target, backbone, source) combinations that have hybrid
-    records. The paper compares one backbone; when the hybrid records span several, a "Backbone"
-    column is added so that backbones are never averaged together.
-
-    Args:
-        df: output of :func:`records_frame`, with records of both transfer modes.
-        metric: a metric column of ``df``.
-
-    Returns:
-        A GitHub-flavoured Markdown table.
-
-    Raises:
-        ValueError: if ``metric`` is unknown, or ``df`` lacks "full" or "hybrid" records.
-    """
+def _hybrid_table(df: pd.DataFrame, metric: str, *, intervals: pd.DataFrame | None = None,
+                  tests: pd.DataFrame | None = None) -> _Table:
     _check_metric(df, metric)
     modes = set(df["transfer"].dropna())
     if not {"full", "hybrid"} <= modes:
         raise ValueError(f"table_all_vs_hybrid needs records of both transfer modes 'full' and 'hybrid'; "
                          f"got {sorted(modes)}. Add 'hybrid' to the suite's axes.transfer.")
+    half_widths, marks = _interval_lookup(intervals), _marks(tests, "transfer")
     full, hybrid = df[df["transfer"] == "full"], df[df["transfer"] == "hybrid"]
     fractions = _fractions(df[df["transfer"].isin(["full", "hybrid"])], positive_only=True)
     backbones = _unique(hybrid["backbone"])
@@ -266,16 +395,126 @@ def table_all_vs_hybrid(df: pd.DataFrame, *, metric: str = "auc") -> str:
             for j, source in enumerate(s for s in sources if s in set(block["source"])):
                 hyb = block[block["source"] == source]
                 ful = full[(full["target"] == target) & (full["backbone"] == backbone) & (full["source"] == source)]
-                cells = [f"{_cell_text(ful[ful['ft_fraction'] == f], metric)} vs "
-                         f"{_cell_text(hyb[hyb['ft_fraction'] == f], metric)}" for f in fractions]
+                cells = []
+                for f in fractions:
+                    kf, kh = (backbone, source, f, target, "full"), (backbone, source, f, target, "hybrid")
+                    cells.append(f"{_cell_text(ful[ful['ft_fraction'] == f], metric, half_width=half_widths.get(kf))}"
+                                 f" vs {_cell_text(hyb[hyb['ft_fraction'] == f], metric, half_width=half_widths.get(kh), mark=marks.get(kh, ''))}")
                 rows.append([target if first_of_target else "", *([backbone if j == 0 else ""] if by_backbone else []),
                              _source_label(source), *cells])
                 first_of_target = False
     headers = ["Target", *(["Backbone"] if by_backbone else []), "Pre-training", *map(_fraction_label, fractions)]
-    return _table(rows, headers)
+    return _Table(headers, rows)
 
 
-# --------------------------------------------------------------------------- report
+def table_all_vs_hybrid(df: pd.DataFrame, *, metric: str = "auc", intervals: pd.DataFrame | None = None,
+                        tests: pd.DataFrame | None = None) -> str:
+    """The paper's Table 4 layout: rows target x source, cells "<full> vs <hybrid>" per ft_fraction > 0.
+
+    Each side is formatted like a :func:`table_transfer` cell, and compares records that agree on
+    every axis but ``transfer``. Rows are the (target, backbone, source) combinations that have hybrid
+    records. The paper compares one backbone; when the hybrid records span several, a "Backbone"
+    column is added so that backbones are never averaged together.
+
+    Args:
+        df: output of :func:`records_frame`, with records of both transfer modes.
+        metric: a metric column of ``df``.
+        intervals: as in :func:`table_transfer`.
+        tests: :func:`bench.analysis.paired.paired_tests` along ``transfer`` against ``"full"``; a hybrid side
+            that differs significantly from its full side gets "†".
+
+    Returns:
+        A GitHub-flavoured Markdown table.
+
+    Raises:
+        ValueError: if ``metric`` is unknown, or ``df`` lacks "full" or "hybrid" records.
+    """
+    return _hybrid_table(df, metric, intervals=intervals, tests=tests).markdown()
+
+
+def _svcca_table(frame: pd.DataFrame, measure: str = "svcca") -> _Table | str:
+    if frame.empty or measure not in frame.columns:
+        return "_No SVCCA records._"
+    layers = [layer for layer in SVCCA_LAYERS if layer in set(frame["layer"])]
+    layers += [layer for layer in _unique(frame["layer"]) if layer not in layers]
+    keys = ["backbone", "source", "target", "reference", "layer"]
+    summary = seed_intervals(frame, measure, keys=keys, confidence=CONFIDENCE)
+    lookup = {tuple(r[k] for k in keys): r for _, r in summary.iterrows()}
+    combos = frame[["backbone", "source"]].drop_duplicates().itertuples(index=False)
+    combos = list(combos)
+    many = len(combos) > 1
+    rows = []
+    for backbone, source in combos:
+        for target in _unique(frame.loc[(frame["backbone"] == backbone) & (frame["source"] == source), "target"]):
+            first = True
+            for ref, ref_label in SVCCA_REFERENCES.items():
+                texts = []
+                for layer in layers:
+                    r = lookup.get((backbone, source, target, ref, layer))
+                    texts.append(NO_RECORD if r is None or not math.isfinite(r["mean"]) else
+                                 _format_value(r["mean"], r["half_width"]))
+                if all(t == NO_RECORD for t in texts):
+                    continue
+                rows.append([*([f"{backbone} / {source}"] if many else []), target if first else "",
+                             ref_label, *texts])
+                first = False
+    return _Table([*(["Network A"] if many else []), "Target", "Network", *layers], rows)
+
+
+def table_svcca(frame: pd.DataFrame, *, measure: str = "svcca") -> str:
+    """Per-layer similarity of network A (source-pretrained) with B (fine-tuned) and B' (BN-only reference).
+
+    Args:
+        frame: output of :func:`svcca_frame`.
+        measure: ``"svcca"``, ``"pwcca"`` or ``"cka"``.
+
+    Returns:
+        A Markdown table: rows target x network (B, B'), columns conv1 .. block4, cells mean over seeds ± the
+        half-width of the t interval (no "±" with one seed).
+    """
+    return _render(_svcca_table(frame, measure))
+
+
+def svcca_figure(frame: pd.DataFrame, path: str | Path, *, measure: str = "svcca") -> Path:
+    """The paper's Figure 1: per-layer similarity, one line per target, error bars = 95 % t interval over seeds.
+
+    Solid lines are network B (fine-tuned on the 20 %), dashed lines the BN-only reference B'. With several
+    (backbone, source) pairs there is one panel per pair. Written with seaborn (Agg backend) to ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from bench.analysis.stats import seed_summary
+
+    def t_interval(values) -> tuple[float, float]:
+        s = seed_summary(np.asarray(values, dtype=float), confidence=CONFIDENCE)
+        return (s["low"], s["high"]) if s["n"] >= 2 else (s["mean"], s["mean"])
+
+    data = frame[np.isfinite(frame[measure].to_numpy(dtype=float))].copy()
+    order = [layer for layer in SVCCA_LAYERS if layer in set(data["layer"])]
+    data["layer"] = pd.Categorical(data["layer"], categories=order, ordered=True)
+    data["network"] = data["reference"].map(SVCCA_REFERENCES)
+    data["panel"] = data["backbone"].astype(str) + " pre-trained on " + data["source"].astype(str)
+    sns.set_theme(style="whitegrid")
+    grid = sns.relplot(data=data, x="layer", y=measure, hue="target", style="network", col="panel", kind="line",
+                       markers=True, dashes={SVCCA_REFERENCES["finetuned"]: "", SVCCA_REFERENCES["bn_only"]: (4, 2)},
+                       errorbar=t_interval, err_style="bars", height=3.6, aspect=1.3,
+                       facet_kws={"sharey": True})
+    grid.set_axis_labels("layer", METRIC_NAMES.get(measure, measure) + " (A vs B)")
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.set_ylim(0, 1.02)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.savefig(path, dpi=120)
+    plt.close(grid.figure)
+    return path
+
+
+# --------------------------------------------------------------------------- report blocks
 
 def _one_line(text: str | None, limit: int = 240) -> str:
     """A reason fit for one Markdown table cell: one line (a traceback's last line), no pipes, bounded."""
@@ -287,18 +526,20 @@ def _one_line(text: str | None, limit: int = 240) -> str:
     return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
-def _how_to_read(df: pd.DataFrame) -> list[str]:
-    lines = ["**How to read.** AUC is computed from per-image logit margins (logit₁ − logit₀) on each cell's "
-             "evaluation images. A cell shows the mean over seeds, ± the sample standard deviation (ddof = 1) "
-             "when two or more seeds have a value; \"(k failed)\" counts seeds left out of the mean. "
-             "NA = not applicable (reasons below); failed = every seed failed (see *Failed cells*); "
-             "n/a = the runs finished but the metric is undefined for them; — = no record."]
+def _how_to_read(df: pd.DataFrame) -> list:
+    blocks: list = [("p", ("**How to read.** AUC is computed from per-image logit margins (logit₁ − logit₀) on each "
+                          "cell's evaluation images. A cell shows the mean over seeds ± the half-width of its 95 % "
+                          "interval (the rule is stated under each table); \"(k failed)\" counts seeds left out of "
+                          "the mean. NA = not applicable (reasons below); failed = every seed failed (see *Failed "
+                          "cells*); n/a = the runs finished but the metric is undefined for them; — = no record. "
+                          "Every number is recomputed from the stored records and predictions: nothing is "
+                          "retrained."))]
     na = df[df["status"] == "na"]
     if not na.empty:
-        lines += ["", "NA reasons, as recorded:", ""]
         reasons = na["reason"].map(lambda r: _one_line(r, limit=400)).value_counts(sort=False)
-        lines += [f"- {reason} ({n} cell{'s' if n != 1 else ''})" for reason, n in reasons.items()]
-    return lines
+        blocks += [("p", "NA reasons, as recorded:"),
+                   ("list", [f"{reason} ({n} cell{'s' if n != 1 else ''})" for reason, n in reasons.items()])]
+    return blocks
 
 
 def _counts_line(df: pd.DataFrame) -> str:
@@ -309,14 +550,14 @@ def _counts_line(df: pd.DataFrame) -> str:
     return f"**Cells:** {len(df)} records ({', '.join(parts)}) over {seeds} seed{'s' if seeds != 1 else ''}."
 
 
-def _failed_section(df: pd.DataFrame) -> list[str]:
+def _failed_section(df: pd.DataFrame) -> list:
     failed = df[df["status"] == "failed"]
     if failed.empty:
         return []
     rows = [[f"`{r.cell_id}`", r.backbone, r.source, "" if pd.isna(r.ft_fraction) else f"{r.ft_fraction:g}",
              r.target, r.transfer, r.seed, _one_line(r.reason)] for r in failed.itertuples()]
     headers = ["Cell id", "Backbone", "Pre-training", "FT fraction", "Target", "Transfer", "Seed", "Reason"]
-    return ["## Failed cells", "", _table([[str(v) for v in row] for row in rows], headers), ""]
+    return [("h2", "Failed cells"), ("table", _Table(headers, [[str(v) for v in row] for row in rows]))]
 
 
 def _hybrid_note(records: list[dict], df: pd.DataFrame, target: str) -> str:
@@ -330,32 +571,332 @@ def _hybrid_note(records: list[dict], df: pd.DataFrame, target: str) -> str:
     return note + (f"; backbone {backbones[0]}" if len(backbones) == 1 else "")
 
 
-def render_report(records: list[dict], *, suite: str) -> str:
-    """The suite's Markdown report: per target, Table-1-style AUC, full-vs-hybrid, and beta tables.
+def _interval_rule(intervals: pd.DataFrame, metric: str) -> str:
+    methods = set(intervals["method"]) if not intervals.empty else set()
+    parts = []
+    if "t" in methods:
+        parts.append("with ≥ 2 seeds, the t interval of the mean over seeds (t(0.975, n − 1) · s / √n)")
+    if "bootstrap" in methods:
+        parts.append(f"with 1 seed, the percentile interval of {N_RESAMPLES:,} bootstrap resamples of the cell's "
+                     f"evaluation patients (not images; seed {BOOTSTRAP_SEED}), shown as (high − low) / 2")
+    if "single" in methods:
+        parts.append(f"no interval for a single seed{' without stored predictions' if metric == 'auc' else ''}")
+    return "Interval: ± = half-width of the 95 % interval; " + ("; ".join(parts) if parts else "none") + "."
+
+
+def _significance_note(tests: pd.DataFrame, reference_label: str, axis_word: str) -> list[str]:
+    if tests.empty:
+        return [f"{SIGNIFICANT}: no comparison with {reference_label} was possible in this table."]
+    n, n_sig = len(tests), int(tests["significant"].sum())
+    seeds = sorted(set(tests["n_seeds"]))
+    lines = [(f"{SIGNIFICANT} = differs from the {reference_label} {axis_word} (two-sided DeLong test for correlated "
+             f"AUCs on the same evaluation images, per seed; seeds combined by the mean of their signed z; Holm "
+             f"correction over the {n} comparison{'s' if n != 1 else ''} of this table, α = {ALPHA}); "
+             f"{n_sig} of {n} significant; seeds per comparison: {', '.join(map(str, seeds))}.")]
+    untested = tests[tests["n_untested"] > 0]
+    for r in untested.itertuples():
+        lines.append(f"Not tested: {r.backbone}, {r.source}, {_fraction_label(r.ft_fraction)}, {r.transfer}: "
+                     f"{r.note}.")
+    return lines
+
+
+def _falconi_flags(df: pd.DataFrame) -> set:
+    """Cells whose mean training accuracy over seeds exceeds the mean evaluation accuracy by > 10 points."""
+    ok = df[(df["status"] == "ok") & np.isfinite(df["train_acc"].to_numpy(dtype=float))]
+    if ok.empty:
+        return set()
+    gap = (ok["train_acc"] - ok["val_acc"]).groupby([ok[k] for k in CELL_KEYS], sort=False).mean()
+    return {key for key, value in gap.items() if value > FALCONI_GAP}
+
+
+def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | None, figure: str | None) -> list:
+    df = records_frame(records)
+    blocks: list = [("h1", f"Suite `{suite}`: transfer-learning report")]
+    if df.empty and not svcca_records:
+        return [*blocks, ("p", "_No records._")]
+    if not df.empty:
+        preds = predictions_frame(records)
+        blocks += [*_how_to_read(df), ("p", _counts_line(df))]
+        auc_iv = cell_intervals(df, preds, metric="auc", confidence=CONFIDENCE, n_resamples=N_RESAMPLES,
+                                seed=BOOTSTRAP_SEED)
+        beta_iv = cell_intervals(df, None, metric="beta", confidence=CONFIDENCE)
+        flags = _falconi_flags(df)
+        for target in _unique(df["target"]):
+            blocks.append(("h2", f"Target `{target}`"))
+            sub = df[(df["target"] == target) & (df["transfer"] == "full")]
+            tests = paired_tests(sub, preds, axis="source", reference="random", keys=list(CELL_KEYS[:1] + CELL_KEYS[2:]),
+                                 alpha=ALPHA)
+            table = _transfer_table(df, target, "auc", "full", intervals=auc_iv, tests=tests)
+            if isinstance(table, _Table):
+                table.notes = [_interval_rule(auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")],
+                                              "auc"),
+                               *_significance_note(tests, "Random init", "row of the same column")]
+            blocks += [("p", (f"**{metric_caption('auc')}** (transfer = full; rows: backbone × pre-training source, "
+                             "columns: share of the target used for fine-tuning)")), ("table", table)]
+            if {"full", "hybrid"} <= set(df.loc[df["target"] == target, "transfer"].dropna()):
+                both = df[df["target"] == target]
+                htests = paired_tests(both, preds, axis="transfer", reference="full", keys=list(CELL_KEYS[:4]),
+                                      alpha=ALPHA)
+                htable = _hybrid_table(both, "auc", intervals=auc_iv, tests=htests)
+                htable.notes = [_interval_rule(auc_iv[auc_iv["target"] == target], "auc"),
+                                *_significance_note(htests, "full-transfer side", "of the same cell")]
+                blocks += [("p", (f"**{metric_caption('auc')}: all weights vs hybrid** (full vs hybrid; "
+                                 f"{_hybrid_note(records, df, target)})")), ("table", htable)]
+            btable = _transfer_table(df, target, "beta", "full", intervals=beta_iv, flags=flags)
+            if isinstance(btable, _Table):
+                btable.notes = [_interval_rule(beta_iv[(beta_iv["target"] == target)
+                                                       & (beta_iv["transfer"] == "full")], "beta"),
+                                (f"{OVERFIT} = Falconi's flag: the mean training accuracy over seeds is more than "
+                                f"{FALCONI_GAP * 100:.0f} points above the mean evaluation accuracy.")]
+            blocks += [("p", (f"**{metric_caption('beta')}** (Falconi et al., eq. 7; transfer = full; about 1 = no "
+                             "overfitting, above 1 = overfitting; columns without fine-tuning are left out)")),
+                       ("table", btable)]
+        blocks += _failed_section(df)
+    if svcca_records:
+        blocks += _svcca_blocks(svcca_records, figure)
+    return blocks
+
+
+def _svcca_blocks(svcca_records: list[dict], figure: str | None) -> list:
+    frame = svcca_frame(svcca_records)
+    ok = [r for r in svcca_records if r.get("status") == "ok"]
+    failed = [r for r in svcca_records if r.get("status") == "failed"]
+    blocks: list = [("h2", "Representations: per-layer SVCCA before vs after fine-tuning")]
+    settings = (ok[0].get("config") or {}) if ok else {}
+    blocks.append(("p", ("Per target, a stratified, patient-grouped split into "
+                        f"{settings.get('ft_share', 0.2):g} / {1 - settings.get('ft_share', 0.2):g}. Network A = the "
+                        "source-pretrained network; B = A fine-tuned on the small share "
+                        f"({((settings.get('cell') or {}).get('finetune') or {}).get('epochs', '?')} epochs); "
+                        "B′ = A with only its "
+                        "BatchNorm statistics re-estimated on the small share (no gradient step). All are fed the "
+                        "large share; each layer's output is compared with A's by SVCCA (keep "
+                        f"{settings.get('keep', 0.99):g} of the spectrum, rule `{settings.get('rule', '?')}`), "
+                        f"datapoints = {_pooling_text(settings)}. "
+                        "1 = fine-tuning left the layer's representation unchanged (up to a linear map).")))
+    if not frame.empty:
+        table = _svcca_table(frame, "svcca")
+        if isinstance(table, _Table):
+            n_seeds = frame.groupby(["backbone", "source", "target"])["seed"].nunique()
+            table.notes = [("Interval: ± = half-width of the 95 % t interval of the mean over seeds (t(0.975, n − 1) · s / "
+                           f"√n); seeds per target: {', '.join(map(str, sorted(set(n_seeds))))}.")]
+        blocks += [("p", (f"**{metric_caption('svcca')}** (A vs B and A vs B′; rows: target × network, columns: "
+                         "layer)")), ("table", table)]
+        if "cka" in frame.columns:
+            blocks += [("p", f"**{metric_caption('cka')}** (companion measure, same activations)"),
+                       ("table", _svcca_table(frame, "cka"))]
+        few = frame[frame["datapoints"] < 5 * frame["neurons"]]
+        if not few.empty:
+            layers = ", ".join(sorted(set(few["layer"]), key=lambda x: SVCCA_LAYERS.index(x) if x in SVCCA_LAYERS
+                                      else 99))
+            blocks.append(("p", (f"Caution: layer(s) {layers} had fewer than 5 datapoints per neuron for some runs; "
+                                "canonical correlations are then biased upwards.")))
+    if figure:
+        blocks.append(("image", figure, "Per-layer SVCCA similarity, one line per target"))
+    if failed:
+        blocks.append(("p", f"{len(failed)} SVCCA run(s) failed: " + "; ".join(
+            f"{(r.get('job') or {}).get('target')} seed {(r.get('job') or {}).get('seed')}: {_one_line(r.get('reason'))}"
+            for r in failed)))
+    return blocks
+
+
+def _pooling_text(settings: dict) -> str:
+    if settings.get("pooling") == "mean":
+        return "one per image (spatially averaged maps)"
+    return (f"every spatial position of every image, subsampled to at most {settings.get('max_datapoints', '?'):,} "
+            "per layer" if isinstance(settings.get("max_datapoints"), int) else "spatial positions")
+
+
+# --------------------------------------------------------------------------- Markdown
+
+def _markdown(blocks: list) -> str:
+    lines: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h1":
+            lines += [f"# {block[1]}", ""]
+        elif kind == "h2":
+            lines += [f"## {block[1]}", ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "list":
+            lines += [f"- {item}" for item in block[1]] + [""]
+        elif kind == "table":
+            table = block[1]
+            lines += [_render(table), ""]
+            if isinstance(table, _Table) and table.notes:
+                lines += ["  \n".join(table.notes), ""]  # one note per line (Markdown hard breaks)
+        elif kind == "image":
+            lines += [f"![{block[2]}]({block[1]})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_report(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
+                  figure: str | None = None) -> str:
+    """The suite's Markdown report: per target, Table-1-style AUC, full-vs-hybrid, beta; then SVCCA.
 
     Args:
-        records: the suite's records (see :mod:`bench.records`); their order sets backbone and target order.
+        records: the suite's cell records (see :mod:`bench.records`); their order sets backbone and target order.
         suite: suite name, used in the title.
+        svcca_records: the suite's SVCCA records (:mod:`bench.runner.svcca`), if any.
+        figure: path of the SVCCA figure relative to the report, to link (see :func:`svcca_figure`).
 
     Returns:
         A Markdown document ending with a newline.
     """
-    records = list(records)
-    df = records_frame(records)
-    lines = [f"# Suite `{suite}`: transfer-learning report", ""]
-    if df.empty:
-        return "\n".join([*lines, "_No records._", ""])
-    lines += [*_how_to_read(df), "", _counts_line(df), ""]
-    for target in _unique(df["target"]):
-        lines += [f"## Target `{target}`", ""]
-        lines += [f"**{metric_caption('auc')}** (transfer = full; rows: backbone × pre-training source, "
-                  "columns: share of the target used for fine-tuning)", "", table_transfer(df, target), ""]
-        if {"full", "hybrid"} <= set(df.loc[df["target"] == target, "transfer"].dropna()):
-            lines += [f"**{metric_caption('auc')}: all weights vs hybrid** (full vs hybrid; "
-                      f"{_hybrid_note(records, df, target)})", "",
-                      table_all_vs_hybrid(df[df["target"] == target]), ""]
-        lines += [f"**{metric_caption('beta')}** (Falconi et al., eq. 7; transfer = full; about 1 = no overfitting, "
-                  "above 1 = overfitting; columns without fine-tuning are left out)", "",
-                  table_transfer(df, target, metric="beta"), ""]
-    lines += _failed_section(df)
-    return "\n".join(lines).rstrip() + "\n"
+    return _markdown(_report_blocks(list(records), suite, svcca_records, figure))
+
+
+# --------------------------------------------------------------------------- LaTeX
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_UNICODE = {"±": r"$\pm$", SIGNIFICANT: r"$^{\dagger}$", OVERFIT: r"$^{\ddagger}$", "—": "---", "–": "--",
+                  "β": r"$\beta$", "α": r"$\alpha$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$",
+                  "≥": r"$\geq$", "≤": r"$\leq$", "−": "-", "·": r"$\cdot$", "√": r"$\surd$", "…": r"\dots{}",
+                  "₀": r"$_0$", "₁": r"$_1$", "′": "$'$"}
+
+
+def _latex_escape(text: str) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for uni, tex in _LATEX_UNICODE.items():
+        out = out.replace(uni, tex)
+    return out
+
+
+def _latex_inline(text: str) -> str:
+    """Markdown inline markup (**bold**, `code`, _emphasis_) to LaTeX, escaping everything else."""
+    if text.startswith("_") and text.endswith("_") and len(text) > 2:
+        return r"\emph{" + _latex_inline(text[1:-1]) + "}"
+    parts = re.split(r"(\*\*.+?\*\*|`[^`]+`|\*[^*]+\*)", text)
+    out = []
+    for part in parts:
+        if part.startswith("**") and part.endswith("**") and len(part) > 4:
+            out.append(r"\textbf{" + _latex_inline(part[2:-2]) + "}")
+        elif part.startswith("`") and part.endswith("`") and len(part) > 2:
+            out.append(r"\texttt{" + _latex_escape(part[1:-1]) + "}")
+        elif part.startswith("*") and part.endswith("*") and len(part) > 2:
+            out.append(r"\emph{" + _latex_escape(part[1:-1]) + "}")
+        else:
+            out.append(_latex_escape(part))
+    return "".join(out)
+
+
+def _latex_table(table: _Table) -> str:
+    """A booktabs tabular via pandas' Styler.to_latex; cells escaped here (Styler does not escape)."""
+    frame = pd.DataFrame([[_latex_escape(c) for c in row] for row in table.rows],
+                         columns=[_latex_escape(h) for h in table.headers])
+    n_label = sum(1 for h in table.headers if h in ("Backbone", "Pre-training", "Target", "Network", "Network A"))
+    column_format = "l" * n_label + "r" * (len(table.headers) - n_label)
+    return frame.style.hide(axis="index").to_latex(hrules=True, column_format=column_format)
+
+
+def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
+                        figure: str | None = None) -> str:
+    """The same report as :func:`render_report` as a standalone LaTeX document (booktabs tables).
+
+    Every table is built by the same code as the Markdown one, so both show the same numbers; "±", "†" and "‡"
+    become ``$\\pm$``, ``$^{\\dagger}$`` and ``$^{\\ddagger}$``. Compiles with pdflatex (packages booktabs,
+    graphicx).
+    """
+    out = [r"\documentclass{article}", r"\usepackage[utf8]{inputenc}", r"\usepackage[T1]{fontenc}",
+           r"\usepackage{booktabs}", r"\usepackage{graphicx}", r"\usepackage[margin=2cm,landscape]{geometry}",
+           r"\begin{document}", ""]
+    for block in _report_blocks(list(records), suite, svcca_records, figure):
+        kind = block[0]
+        if kind == "h1":
+            out += [r"\section*{" + _latex_inline(block[1]) + "}", ""]
+        elif kind == "h2":
+            out += [r"\subsection*{" + _latex_inline(block[1]) + "}", ""]
+        elif kind == "p":
+            out += [_latex_inline(block[1]), ""]
+        elif kind == "list":
+            out += [r"\begin{itemize}", *(r"\item " + _latex_inline(i) for i in block[1]), r"\end{itemize}", ""]
+        elif kind == "table":
+            table = block[1]
+            if isinstance(table, str):
+                out += [_latex_inline(table), ""]
+                continue
+            out += [r"\begin{center}", _latex_table(table).rstrip(), r"\end{center}", ""]
+            out += [r"{\footnotesize " + _latex_inline(n) + r"\par}" for n in table.notes] + [""]
+        elif kind == "image":
+            out += [r"\begin{center}", r"\includegraphics[width=0.9\linewidth]{" + block[1] + "}", r"\end{center}",
+                    ""]
+    out.append(r"\end{document}")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- files
+
+def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_records: list[dict] | None = None
+                 ) -> Path:
+    """Write the report folder: ``report.md``, ``report.tex``, ``cells.csv``; with SVCCA records also
+    ``svcca.png`` (the figure) and ``svcca.csv`` (one row per run x layer x network). Returns the Markdown path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = None
+    frame = svcca_frame(svcca_records or [])
+    if not frame.empty:
+        svcca_figure(frame, out / "svcca.png")
+        frame.to_csv(out / "svcca.csv", index=False)
+        figure = "svcca.png"
+    (out / "report.md").write_text(render_report(records, suite=suite, svcca_records=svcca_records, figure=figure))
+    (out / "report.tex").write_text(render_report_latex(records, suite=suite, svcca_records=svcca_records,
+                                                        figure=figure))
+    records_frame(records).to_csv(out / "cells.csv", index=False)
+    return out / "report.md"
+
+
+def accuracy_curves_figure(records: list[dict], path: str | Path) -> Path | None:
+    """Training-accuracy curves per cell (on request: ``bench report --curves``), one panel per target.
+
+    Solid lines: the running training accuracy of each fine-tuning epoch (mean over seeds, 95 % t interval as a
+    band), one colour per source, one line style per fine-tune fraction. Dashed horizontal lines: the final
+    evaluation accuracy (``val_acc``) of the same cells, mean over seeds. Per-epoch accuracy on the evaluation
+    images is not recorded (the evaluation set is never looked at during training), so the gap between the two is
+    shown at the end of training only, as in Falconi's beta. Returns None when no record has a history.
+    """
+    rows, finals = [], []
+    for rec in records:
+        cell = rec.get("cell") or {}
+        if rec.get("status") != "ok" or not rec.get("history"):
+            continue
+        label = {"target": cell.get("target"), "source": _source_label(cell.get("source")),
+                 "fine-tune": _fraction_label(float(cell.get("ft_fraction") or 0))
+                 + (f" ({cell.get('transfer')})" if cell.get("transfer") != "full" else ""), "seed": cell.get("seed")}
+        for entry in rec["history"]:
+            if entry.get("running_train_acc") is not None:
+                rows.append({**label, "epoch": entry.get("epoch"), "accuracy": entry["running_train_acc"]})
+        finals.append({**label, "val_acc": _as_float((rec.get("metrics") or {}).get("val_acc"))})
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from bench.analysis.stats import seed_summary
+
+    def t_interval(values) -> tuple[float, float]:
+        s = seed_summary(np.asarray(values, dtype=float), confidence=CONFIDENCE)
+        return (s["low"], s["high"]) if s["n"] >= 2 else (s["mean"], s["mean"])
+
+    data, final = pd.DataFrame(rows), pd.DataFrame(finals)
+    sources = _unique(data["source"])
+    palette = dict(zip(sources, sns.color_palette(n_colors=len(sources))))
+    sns.set_theme(style="whitegrid")
+    grid = sns.relplot(data=data, x="epoch", y="accuracy", hue="source", style="fine-tune", col="target",
+                       kind="line", palette=palette, errorbar=t_interval, height=3.4, aspect=1.2)
+    for target, ax in grid.axes_dict.items():
+        means = final[final["target"] == target].groupby(["source", "fine-tune"])["val_acc"].mean()
+        for (source, _), value in means.items():
+            if math.isfinite(value):
+                ax.axhline(value, color=palette[source], linestyle=":", linewidth=1.2)
+        ax.set_ylim(0, 1.02)
+    grid.set_axis_labels("fine-tuning epoch", "accuracy (solid: training, dotted: final evaluation)")
+    grid.set_titles("{col_name}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.savefig(path, dpi=110)
+    plt.close(grid.figure)
+    return path

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.registry import UnknownNameError, closest, import_plugin_module
 
 # Bump when the meaning of a cell changes (training protocol, metric definitions): it is part of
 # every cell id, so old records are never mistaken for new ones.
-PROTOCOL_VERSION = 1
+# 2: seeds derived by hashing axes (init from (backbone, seed), split and batch order from
+#    (target, ft_fraction, seed)); see bench/runner/seeds.py.
+PROTOCOL_VERSION = 2
 
 SPECIAL_SOURCES = ("random", "imagenet")
 STAGES = ("conv1", "block1", "block2", "block3", "block4")
@@ -49,6 +51,21 @@ class TrainSettings(_Frozen):
     warmup_epochs: int = Field(default=0, ge=0)
 
 
+class PatchPretrainSettings(TrainSettings):
+    """Stage 1 of a patch-based backbone's source pre-training (``pretrain.patch``; patch_cnn, Shen et al.):
+    a patch classifier on S10-style patches around the source's lesion masks and from background tissue.
+    It enters the pre-training id only of backbones whose recipe reads it."""
+
+    epochs: int = Field(default=4, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=64, ge=1)
+    patch_size: int | None = Field(default=None, ge=4)  # None: a quarter of the (shorter) image side
+    per_lesion: int = Field(default=10, ge=1)  # patches per lesion (Shen's S10: 10)
+    background_per_image: int = Field(default=10, ge=0)  # background patches per image
+    min_overlap: float = Field(default=0.9, gt=0, le=1)  # share of the lesion (or patch) a lesion patch covers
+    balance: bool = True  # oversample classes to equal counts (Shen balances them with sample weights)
+
+
 class PretrainSettings(TrainSettings):
     """Source pre-training. ``val_fraction`` of the source patients is held out to monitor it."""
 
@@ -56,16 +73,163 @@ class PretrainSettings(TrainSettings):
     lr: float = Field(default=1e-3, gt=0)
     batch_size: int = Field(default=32, ge=1)
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    patch: PatchPretrainSettings = PatchPretrainSettings()
+
+
+class StageSettings(_Frozen):
+    """One stage of a fine-tuning schedule (see bench/train_modes.py for ``trainable``)."""
+
+    trainable: str | list[str] = "all"
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    warmup_epochs: int = Field(default=0, ge=0)
+    lr_decay: Literal["cosine", "constant"] = "cosine"
+
+    @field_validator("trainable")
+    @classmethod
+    def _trainable(cls, v):
+        from bench.train_modes import parse_trainable
+
+        parsed = parse_trainable(v)
+        return list(parsed) if isinstance(parsed, tuple) else parsed
+
+    @model_validator(mode="after")
+    def _warmup(self):
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) is longer than the stage ({self.epochs} epochs)")
+        return self
+
+
+class HeadSettings(_Frozen):
+    """A new classifier on the pooled features: [Linear(hidden) -> ReLU] -> Dropout -> Linear(2)."""
+
+    hidden: int = Field(default=0, ge=0)  # 0: no hidden layer
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+
+
+class EarlyStoppingSettings(_Frozen):
+    """Hold out ``val_fraction`` of the fine-tune part's patients; restore the epoch best on it."""
+
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    metric: Literal["loss", "auc"] = "loss"
+    patience: int | None = Field(default=None, ge=1)  # end a stage after this many epochs without improvement
+
+
+def _preset(kind: str, presets: dict, v):
+    if isinstance(v, str):
+        if v not in presets:
+            raise ValueError(f"unknown {kind} preset {v!r}.{_hint(v, list(presets))} Presets: {', '.join(presets)}"
+                             + ("; or a list of stages" if kind == "schedule" else "; or {hidden: n, dropout: p}"))
+        return presets[v]
+    return v
 
 
 class FinetuneSettings(TrainSettings):
-    """Fine-tuning on ``ft_fraction`` of the target; a fixed number of epochs, no early stopping
-    (there is no third split to select on, and selecting on the evaluation set is forbidden)."""
+    """Fine-tuning on ``ft_fraction`` of the target.
+
+    ``epochs``/``lr``/``weight_decay``/``warmup_epochs`` are a one-stage schedule training everything;
+    ``schedule`` (a preset name or a list of stages) replaces them. Early stopping holds out a share of
+    the fine-tune part (never the evaluation set). The new fields enter a cell id only when they differ
+    from their defaults, so suites that do not use them keep their ids.
+    """
 
     epochs: int = Field(default=10, ge=1)
     lr: float = Field(default=3e-4, gt=0)
     batch_size: int = Field(default=16, ge=1)
     bn_train: bool = True  # BatchNorm in training mode while fine-tuning (recorded; see DESIGN)
+    schedule: list[StageSettings] | None = Field(default=None, min_length=1)
+    head: HeadSettings | None = None  # None: keep the backbone's classifier
+    augment: Literal["flip", "falconi", "none"] = "flip"
+    class_weights: Literal["none", "balanced"] = "none"
+    early_stopping: EarlyStoppingSettings | None = None
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_preset(cls, v):
+        from bench.train_modes import SCHEDULE_PRESETS
+
+        return _preset("schedule", SCHEDULE_PRESETS, v)
+
+    @field_validator("head", mode="before")
+    @classmethod
+    def _head_preset(cls, v):
+        from bench.train_modes import HEAD_PRESETS
+
+        return _preset("head", HEAD_PRESETS, v)
+
+    @model_validator(mode="after")
+    def _schedule_or_epochs(self):
+        # (a value equal to the default is accepted: a full model_dump of a valid suite must rebuild)
+        both = sorted(k for k in ("epochs", "lr", "weight_decay", "warmup_epochs") if k in self.model_fields_set
+                      and getattr(self, k) != type(self).model_fields[k].default)
+        if self.schedule is not None and both:
+            raise ValueError(f"give either a schedule or {'/'.join(both)}, not both: each stage of the schedule "
+                             "has its own epochs, lr, weight_decay and warmup_epochs")
+        return self
+
+    def resolved(self) -> dict:
+        """The settings as they enter a cell's config (and id): new fields only when not at their default."""
+        out = self.model_dump(exclude={"schedule", "head", "augment", "class_weights", "early_stopping"})
+        if self.schedule is not None:
+            for k in ("epochs", "lr", "weight_decay", "warmup_epochs"):
+                out.pop(k)
+            out["schedule"] = [s.model_dump() for s in self.schedule]
+        for k in ("head", "augment", "class_weights", "early_stopping"):
+            value = getattr(self, k)
+            if value != type(self).model_fields[k].default:
+                out[k] = value.model_dump() if isinstance(value, BaseModel) else value
+        return out
+
+
+class SvccaSettings(_Frozen):
+    """``analysis.svcca``: the seed study's per-layer SVCCA protocol (section 3.3, Figure 1); see bench/runner/svcca.py.
+
+    Per (backbone, source, target, seed): a stratified, patient-grouped ``ft_share`` / rest split of the target;
+    network A = the source network, B = A fine-tuned on the share, B' = A with only its BatchNorm statistics
+    re-estimated on the share; all fed the rest; similarity of A with B (and B') at conv1, block1 .. block4.
+    Nothing here enters a cell id.
+    """
+
+    targets: list[str] = Field(min_length=1)
+    sources: list[str] | None = None  # default: the suite's dataset sources (not random/imagenet)
+    backbones: list[str] | None = None  # default: the suite's backbones
+    ft_share: float = Field(default=0.2, gt=0, lt=1)
+    epochs: int | None = Field(default=None, ge=1)  # default: finetune.epochs
+    max_datapoints: int = Field(default=10_000, ge=100)  # cap on spatial positions per layer (subsampled)
+    pooling: Literal["positions", "mean"] = "positions"  # datapoints = positions, or one spatial mean per image
+    keep: float = Field(default=0.99, gt=0, le=1)
+    rule: Literal["singular_values", "variance"] = "singular_values"
+    bn_reference: bool = True  # also compute the BN-only reference B'
+
+
+class AnalysisSettings(_Frozen):
+    """Optional analyses run after the cells (``analysis:`` in a suite)."""
+
+    svcca: SvccaSettings | None = None
+
+
+class ExecutorSettings(_Frozen):
+    """How ``bench run`` executes the suite (``executor:`` in a suite; ``--executor``/``--workers`` override it).
+
+    Nothing here enters a cell id: the same cells computed by any executor are the same cells.
+    """
+
+    kind: Literal["local", "slurm"] = "local"
+    workers: int = Field(default=1, ge=0)  # local: worker processes; 0 = in the runner's own process
+    threads: int | None = Field(default=None, ge=1)  # torch threads per worker (default: cores / workers)
+    heartbeat_s: float = Field(default=10.0, gt=0)  # claim heartbeat period
+    stale_after_s: float = Field(default=120.0, gt=0)  # a claim without heartbeat for this long is taken over
+    max_attempts: int = Field(default=3, ge=1)  # a cell whose worker died this many times becomes failed
+    # slurm (submitit): one array of pre-training jobs, then an array of workers that pull cells.
+    cluster: Literal["slurm", "local", "debug"] = "slurm"  # submitit's local/debug executors for testing
+    array_parallelism: int = Field(default=8, ge=1)
+    timeout_min: int = Field(default=240, ge=1)
+    partition: str | None = None
+    gpus_per_task: int = Field(default=1, ge=0)
+    cpus_per_task: int = Field(default=4, ge=1)
+    mem_gb: float | None = Field(default=None, gt=0)
+    slurm_extra: dict[str, Any] = {}  # passed to submitit as slurm_additional_parameters
 
 
 class Axes(_Frozen):
@@ -102,13 +266,28 @@ class SuiteConfig(_Frozen):
     description: str = ""
     axes: Axes
     exclude: list[dict[str, Any]] = []
-    image_size: int = Field(default=64, ge=16, le=2048)
+    image_size: Union[int, tuple[int, int]] = 64  # a square side, or [height, width] (Shen: [1152, 896])
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, v):
+        sides = (v,) if isinstance(v, int) else v
+        if any(not 16 <= s <= 4096 for s in sides):
+            raise ValueError(f"image_size {v!r}: each side must be between 16 and 4096 pixels")
+        return v if isinstance(v, int) or v[0] != v[1] else v[0]
     hybrid_stage: Literal["conv1", "block1", "block2", "block3", "block4"] = "block2"
+    # hybrid cells: channels of the re-initialised stages after hybrid_stage, as a factor (Transfusion's
+    # slim top; 1 = the original architecture, only re-initialised). In the cell id of hybrid cells only.
+    hybrid_width: float = Field(default=0.5, gt=0, le=1)
     pretrain: PretrainSettings = PretrainSettings()
     finetune: FinetuneSettings = FinetuneSettings()
+    # Test-time augmentation of every cell's predictions (in the cell id only when not "none").
+    tta: Literal["none", "hflip", "flips"] = "none"
     data: dict[str, dict[str, Any]] = {}
     weights: dict[str, str] = {}
     plugins: list[str] = []
+    executor: ExecutorSettings = ExecutorSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
 
 @dataclass(frozen=True)
@@ -212,6 +391,7 @@ def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None)
             raise SuiteError(f"{where}: plugins: {exc}") from None
     _check_names(cfg, where)
     _check_exclusions(cfg, where)
+    _check_analysis(cfg, where)
     cells = expand(cfg, where=where)
     return Suite(name=suite_name, path=path, config=cfg, cells=tuple(cells))
 
@@ -245,7 +425,10 @@ def _check_unknown_keys(raw: Any, model: type[BaseModel], where: str, loc: tuple
                              + (f" Did you mean: {', '.join(repr(h) for h in hint)}?" if hint else "")
                              + f" Valid keys here: {', '.join(fields)}.")
         sub = _model_of(fields[key].annotation)
-        if sub is not None and get_origin(fields[key].annotation) is not list:
+        if sub is not None and isinstance(value, list):  # e.g. finetune.schedule: a list of stages
+            for i, item in enumerate(value):
+                _check_unknown_keys(item, sub, where, loc + (key, i))
+        elif sub is not None and get_origin(fields[key].annotation) is not list:
             _check_unknown_keys(value, sub, where, loc + (key,))
 
 
@@ -324,6 +507,30 @@ def _check_exclusions(cfg: SuiteConfig, where: str) -> None:
                                      f" ({axes[key]}); the exclusion would match nothing." + _hint(str(v), [str(a) for a in axes[key]]))
 
 
+def _check_analysis(cfg: SuiteConfig, where: str) -> None:
+    """Names in ``analysis.svcca`` resolve, and there is a source network to analyse."""
+    from bench.backbones import BACKBONES
+    from bench.data import DATASETS
+
+    sv = cfg.analysis.svcca
+    if sv is None:
+        return
+    for i, t in enumerate(sv.targets):
+        if t not in DATASETS:
+            raise _unknown(where, f"analysis.svcca.targets[{i}]", _err(DATASETS, t))
+    for i, b in enumerate(sv.backbones or []):
+        if b not in BACKBONES:
+            raise _unknown(where, f"analysis.svcca.backbones[{i}]", _err(BACKBONES, b))
+    sources = list(SPECIAL_SOURCES) + DATASETS.names()
+    for i, s in enumerate(sv.sources or []):
+        if s not in sources:
+            raise SuiteError(f"{where}: analysis.svcca.sources[{i}]: unknown source {s!r}." + _hint(s, sources)
+                             + f" A source is 'random', 'imagenet' or a dataset: {', '.join(DATASETS.names())}.")
+    if sv.sources is None and not [s for s in cfg.axes.source if s not in SPECIAL_SOURCES]:
+        raise SuiteError(f"{where}: analysis.svcca: the suite has no dataset source (axes.source is "
+                         f"{cfg.axes.source}); name the networks to analyse, e.g. 'sources: [synth-ddsm]'.")
+
+
 def _axis_values(cfg: SuiteConfig) -> dict[str, list]:
     a = cfg.axes
     return {"backbone": a.backbone, "source": a.source, "ft_fraction": a.ft_fraction, "target": a.target,
@@ -336,8 +543,18 @@ def _excluded(axes: dict, exclusions: list[dict]) -> bool:
 
 # --------------------------------------------------------------------------- expansion
 
-def na_reason(source: str, ft_fraction: float, transfer: str) -> str | None:
-    """Why a cell is not applicable, or None. These are the paper's NA entries and their kin."""
+def na_reason(source: str, ft_fraction: float, transfer: str, backbone: str | None = None) -> str | None:
+    """Why a cell is not applicable, or None. These are the paper's NA entries and their kin.
+
+    A backbone declares the sources it is not defined for in ``BackboneSpec.extra["unsupported_sources"]``
+    (source -> reason), e.g. patch_cnn x imagenet.
+    """
+    if backbone is not None:
+        from bench.backbones import BACKBONES
+
+        unsupported = BACKBONES.get(backbone).extra.get("unsupported_sources", {})
+        if source in unsupported:
+            return f"not applicable: {unsupported[source]}"
     if ft_fraction == 0 and source == "imagenet":
         return ("not applicable: an ImageNet network has a 1000-class head, so it gives no benign/malignant "
                 "prediction without fine-tuning")
@@ -348,6 +565,30 @@ def na_reason(source: str, ft_fraction: float, transfer: str) -> str | None:
         return ("not applicable: hybrid transfer re-initialises every layer after the hybrid stage, "
                 "so without fine-tuning those layers are untrained")
     return None
+
+
+def _pretrain_settings(cfg: SuiteConfig, backbone: str, where: str) -> dict:
+    """The pre-training settings in a backbone's pretrain id: the common ones, plus the sub-block its own
+    recipe reads (``BackboneSpec.extra["pretrain_settings"]``: ``"patch"`` for patch_cnn)."""
+    from bench.backbones import BACKBONES
+
+    out = cfg.pretrain.model_dump(exclude={"patch"})
+    block = BACKBONES.get(backbone).extra.get("pretrain_settings")
+    if block == "patch":
+        out["patch"] = cfg.pretrain.patch.model_dump()
+        side = min((cfg.image_size,) if isinstance(cfg.image_size, int) else cfg.image_size)
+        if (cfg.pretrain.patch.patch_size or 0) > side:
+            raise SuiteError(f"{where}: pretrain.patch.patch_size: {cfg.pretrain.patch.patch_size} is larger than "
+                             f"the image ({side} px); use at most {side}, or leave it out (default: {side // 4})")
+    elif block:
+        raise SuiteError(f"{where}: backbone {backbone!r} reads pre-training settings {block!r}, which suites "
+                         "do not have (only 'patch')")
+    return out
+
+
+def _size_json(size: int | tuple[int, int]) -> int | list[int]:
+    """A square size stays an int, so existing cell ids do not change; [h, w] is a list in JSON."""
+    return size if isinstance(size, int) else list(size)
 
 
 def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
@@ -362,21 +603,25 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
                 "transfer": transfer, "seed": seed}
         if _excluded(axes, cfg.exclude):
             continue
-        config: dict[str, Any] = {"protocol": PROTOCOL_VERSION, **axes, "image_size": cfg.image_size,
+        config: dict[str, Any] = {"protocol": PROTOCOL_VERSION, **axes, "image_size": _size_json(cfg.image_size),
                                   "target_data": data_opts[target]}
         if transfer == "hybrid":
             config["hybrid_stage"] = cfg.hybrid_stage
+            config["hybrid_width"] = cfg.hybrid_width
         if frac > 0:
-            config["finetune"] = cfg.finetune.model_dump()
+            config["finetune"] = cfg.finetune.resolved()
+        if cfg.tta != "none":
+            config["tta"] = cfg.tta
         pretrain_id = None
         if source == "imagenet" and backbone in cfg.weights:
             config["weights"] = cfg.weights[backbone]
         if source not in SPECIAL_SOURCES:
             pre = {"protocol": PROTOCOL_VERSION, "backbone": backbone, "source": source, "seed": seed,
-                   "image_size": cfg.image_size, "source_data": data_opts[source], **cfg.pretrain.model_dump()}
+                   "image_size": _size_json(cfg.image_size), "source_data": data_opts[source],
+                   **_pretrain_settings(cfg, backbone, where)}
             pretrain_id = content_hash(pre)
             config["pretrain"] = pre
-        reason = na_reason(source, frac, transfer)
+        reason = na_reason(source, frac, transfer, backbone)
         cells.append(Cell(**axes, config=config, cell_id=content_hash(config), na_reason=reason,
                           pretrain_id=pretrain_id if reason is None else None))
     if not cells:

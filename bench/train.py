@@ -2,41 +2,73 @@
 
 Images arrive as ``(N, H, W)`` uint8 arrays (the dataset contract); they are turned into
 normalised 3-channel float batches here, on the fly, so a whole target fits in memory as bytes.
-The learning rate warms up linearly (optional) and then decays with a cosine to zero: a constant
-rate collapsed source pre-training and damaged pretrained models during small fine-tunes.
+Training follows a *schedule*: a list of stages (:class:`bench.train_modes.Stage`), each naming what
+is trainable, its learning rate, weight decay and epochs. Within a stage the learning rate warms up
+linearly (optional) and then decays with a cosine to zero (or stays constant): a constant rate
+collapsed source pre-training and damaged pretrained models during small fine-tunes.
 """
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 from torch import nn
+
+from bench.augment import augment_batch, tta_views
+from bench.train_modes import (
+    Stage,
+    apply_trainable,
+    balanced_class_weights,
+    set_train_mode,
+    trainable_parameters,
+)
+
+if TYPE_CHECKING:
+    from bench.backbones import BackboneSpec
+
+
+class DivergedError(RuntimeError):
+    """Training produced a NaN or infinite loss; the message names the epoch, step and loss value."""
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def to_batch(images: np.ndarray, mean, std, device: torch.device) -> torch.Tensor:
-    """uint8 ``(B, H, W)`` -> normalised float ``(B, 3, H, W)`` on ``device``."""
+def to_float(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``(B, H, W)`` -> float ``(B, 1, H, W)`` in [0, 1] on ``device``."""
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True).float().div_(255.0)
-    x = x.unsqueeze(1).expand(-1, 3, -1, -1)
-    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    return x.unsqueeze(1)
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """float ``(B, 1, H, W)`` in [0, 1] -> normalised ``(B, 3, H, W)`` (gray repeated on 3 channels)."""
+    x = x.expand(-1, 3, -1, -1)
+    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
     x = (x - m) / s
-    if device.type == "cuda":
+    if x.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up for ``warmup`` steps, then cosine decay to 0 at ``total`` steps."""
+def to_batch(images: np.ndarray, mean, std, device: torch.device) -> torch.Tensor:
+    """uint8 ``(B, H, W)`` -> normalised float ``(B, 3, H, W)`` on ``device``."""
+    return normalize(to_float(images, device), mean, std)
+
+
+def lr_factor(step: int, total: int, warmup: int, decay: str = "cosine") -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine decay to 0 at ``total`` steps (or constant)."""
     if step < warmup:
         return (step + 1) / warmup
+    if decay == "constant":
+        return 1.0
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -47,74 +79,170 @@ def set_batchnorm_train(model: nn.Module, train: bool) -> None:
             m.train(train)
 
 
-def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, epochs: int, lr: float, batch_size: int,
-        weight_decay: float = 1e-4, warmup_epochs: int = 0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-        seed: int = 0, bn_train: bool = True, augment: bool = True, device: torch.device | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train ``model`` in place for a fixed number of epochs; return the per-epoch history.
+def margin_loss(margins: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Cross-entropy of 2-class logits from their margins ``logit[1] - logit[0]`` (optionally class-weighted)."""
+    m = torch.as_tensor(margins, dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.float64)
+    ce = F.softplus(torch.where(y == 1, -m, m))
+    if weights is not None:
+        ce = ce * torch.as_tensor(weights, dtype=torch.float64)[torch.as_tensor(labels, dtype=torch.long)]
+    return float(ce.mean())
 
-    No epoch is selected: the model after the last epoch is the result (there is no held-out split
-    to select on, and selecting on the evaluation set would inflate every number).
+
+def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size: int, epochs: int | None = None,
+        lr: float | None = None, weight_decay: float = 1e-4, warmup_epochs: int = 0,
+        schedule: Sequence[Stage] | None = None, backbone: BackboneSpec | None = None,
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), seed: int = 0, bn_train: bool = True,
+        augment: bool | str = True, class_weights: str | None = None, grad_accum: int = 1,
+        val_images: np.ndarray | None = None, val_labels: np.ndarray | None = None, select_on: str = "loss",
+        patience: int | None = None, device: torch.device | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``model`` in place through a schedule of stages; return the per-epoch history.
+
+    Without validation images no epoch is selected: the model after the last epoch is the result
+    (selecting on the evaluation set would inflate every number). With ``val_images`` (held out from
+    the fine-tune part by the caller), the epoch with the best validation ``select_on`` ("loss" or
+    "auc") is restored at the end and marked ``"selected": True`` in the history.
 
     Args:
-        bn_train: BatchNorm layers in training mode (batch statistics updated) or frozen.
-        augment: random horizontal flips (mammograms of both lateralities exist).
+        epochs, lr, weight_decay, warmup_epochs: a one-stage schedule training everything; ignored
+            when ``schedule`` is given.
+        schedule: the stages, trained in order with a fresh AdamW optimiser each (see
+            :mod:`bench.train_modes` for ``trainable``). Frozen parameters have ``requires_grad``
+            False and their BatchNorm layers stay in eval mode; all are trainable again on return.
+        backbone: the network's spec, to find its stages when a stage's ``trainable`` is not "all"
+            (optional for networks made by ``create_backbone``).
+        bn_train: BatchNorm layers of the trainable part in training mode (batch statistics updated).
+        augment: "flip" (random horizontal flips; True), "falconi" or "none" (False); see :mod:`bench.augment`.
+        class_weights: "balanced" weighs the cross-entropy by MorphHR's eq. 6 weights computed on
+            ``labels``; None or "none" for plain cross-entropy.
+        grad_accum: split each batch into this many micro-batches and accumulate their gradients: the
+            same effective batch and update, less memory. Without BatchNorm in training mode the result
+            equals ``grad_accum=1`` up to float error (BatchNorm statistics are per micro-batch).
+        patience: with validation, end a stage after this many epochs without improvement (the next
+            stage, if any, still runs); None runs every epoch.
         on_epoch: called with each epoch's history entry (progress output).
+
+    Raises:
+        DivergedError: as soon as a training loss is NaN or infinite.
     """
+    if grad_accum < 1 or grad_accum > batch_size:
+        raise ValueError(f"grad_accum must be between 1 and batch_size ({batch_size}), got {grad_accum}")
+    if schedule is None:
+        if epochs is None or lr is None:
+            raise TypeError("fit needs either epochs and lr, or a schedule")
+        schedule = [Stage(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs)]
+    policy = ("flip" if augment else "none") if isinstance(augment, bool) else augment
+    if select_on not in ("loss", "auc"):
+        raise ValueError(f"select_on must be 'loss' or 'auc', got {select_on!r}")
     device = device or default_device()
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = len(labels)
     # Drop a last batch of 1: BatchNorm cannot train on a single image.
     steps_per_epoch = max(1, n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size))
-    total, warmup = epochs * steps_per_epoch, warmup_epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
     gen = torch.Generator().manual_seed(seed)
     y_all = torch.as_tensor(labels, dtype=torch.long)
+    weights = balanced_class_weights(labels) if class_weights == "balanced" else None
+    w_dev = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
+    validate = val_images is not None and len(val_images) > 0
     use_amp = device.type == "cuda"
-    history = []
-    for epoch in range(epochs):
-        model.train()
-        set_batchnorm_train(model, bn_train)
-        order = torch.randperm(n, generator=gen).numpy()
-        t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-        for step in range(steps_per_epoch):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            x = to_batch(images[idx], mean, std, device)
-            y = y_all[idx].to(device)
-            if augment:
-                flip = torch.rand(len(idx), generator=gen) < 0.5
-                x[flip.to(device)] = x[flip.to(device)].flip(-1)
-            with torch.autocast(device.type, enabled=use_amp):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(idx)
-        entry = {"epoch": epoch + 1, "loss": loss_sum / seen, "running_train_acc": correct / seen,
-                 "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
-        history.append(entry)
-        if on_epoch:
-            on_epoch(entry)
+    history: list[dict] = []
+    best: tuple[float, int, dict] | None = None  # (score, epoch, state) of the best validation epoch
+    epoch = 0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)  # dropout and the falconi augmentation draw from the global RNG
+        for stage_no, stage in enumerate(schedule, 1):
+            names = trainable_parameters(model, stage.trainable, backbone)
+            apply_trainable(model, names)
+            params = [p for p in model.parameters() if p.requires_grad]
+            opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
+            total, warmup = stage.epochs * steps_per_epoch, stage.warmup_epochs * steps_per_epoch
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s, total=total, warmup=warmup, decay=stage.lr_decay: lr_factor(s, total, warmup, decay))
+            stale = 0
+            for _ in range(stage.epochs):
+                epoch += 1
+                set_train_mode(model, bn_train)
+                order = torch.randperm(n, generator=gen).numpy()
+                t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+                for step in range(steps_per_epoch):
+                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    x = normalize(augment_batch(to_float(images[idx], device), policy, gen), mean, std)
+                    y = y_all[idx].to(device)
+                    opt.zero_grad(set_to_none=True)
+                    for xm, ym in zip(torch.tensor_split(x, grad_accum), torch.tensor_split(y, grad_accum)):
+                        if not len(ym):
+                            continue
+                        with torch.autocast(device.type, enabled=use_amp):
+                            logits = model(xm)
+                        if w_dev is None:
+                            loss = F.cross_entropy(logits.float(), ym)
+                        else:
+                            loss = (w_dev[ym] * F.cross_entropy(logits.float(), ym, reduction="none")).mean()
+                        if not torch.isfinite(loss):
+                            raise DivergedError(f"loss is {loss.item()} at epoch {epoch}, step {step + 1}/"
+                                                f"{steps_per_epoch} (lr {sched.get_last_lr()[0]:.3g}): "
+                                                "training diverged")
+                        (loss * (len(ym) / len(idx))).backward()
+                        loss_sum += loss.item() * len(ym)
+                        correct += (logits.argmax(1) == ym).sum().item()
+                    opt.step()
+                    sched.step()
+                    seen += len(idx)
+                entry = {"epoch": epoch, "loss": loss_sum / seen, "running_train_acc": correct / seen,
+                         "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
+                if len(schedule) > 1:
+                    entry["stage"] = stage_no
+                if validate:
+                    margins = predict(model, val_images, mean=mean, std=std, device=device)
+                    entry["val_loss"] = margin_loss(margins, val_labels, weights)
+                    both = len(np.unique(val_labels)) == 2
+                    entry["val_auc"] = float(roc_auc_score(val_labels, margins)) if both else None
+                    score = entry["val_loss"] if select_on == "loss" else -(entry["val_auc"] or 0.0)
+                    if best is None or score < best[0]:
+                        best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                        stale = 0
+                    else:
+                        stale += 1
+                history.append(entry)
+                if on_epoch:
+                    on_epoch(entry)
+                if validate and patience is not None and stale >= patience:
+                    break
+    apply_trainable(model, {name for name, _ in model.named_parameters()})
+    if best is not None:
+        model.load_state_dict(best[2])
+        for entry in history:
+            entry["selected"] = entry["epoch"] == best[1]
     return history
+
+
+def selected_epoch(history: list[dict]) -> int | None:
+    """The epoch :func:`fit` restored by early stopping, or None (no validation: the last epoch is used)."""
+    return next((e["epoch"] for e in history if e.get("selected")), None)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: np.ndarray, *, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-            batch_size: int = 128, device: torch.device | None = None) -> np.ndarray:
+            batch_size: int = 128, tta: str = "none", device: torch.device | None = None) -> np.ndarray:
     """Malignancy scores as logit margins ``logit[1] - logit[0]`` (never saturated probabilities:
-    out of domain those tie and give a fake AUC of exactly 0.5)."""
+    out of domain those tie and give a fake AUC of exactly 0.5).
+
+    ``tta``: "none", "hflip" (mean margin over the image and its horizontal flip) or "flips" (Shen et al.'s
+    augmented prediction: the image and its horizontal, vertical and double flips).
+    """
     device = device or default_device()
+    views = tta_views(tta)
     model.to(device).eval()
     out = []
     for i in range(0, len(images), batch_size):
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            logits = model(to_batch(images[i:i + batch_size], mean, std, device)).float()
-        out.append((logits[:, 1] - logits[:, 0]).cpu().numpy())
+        x = to_batch(images[i:i + batch_size], mean, std, device)
+        margin = 0.0
+        for dims in views:
+            with torch.autocast(device.type, enabled=device.type == "cuda"):
+                logits = model(x.flip(dims) if dims else x).float()
+            margin = margin + (logits[:, 1] - logits[:, 0])
+        out.append((margin / len(views)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)

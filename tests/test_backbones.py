@@ -1,6 +1,8 @@
 """Backbone registry, ImageNet weights offline, and full / hybrid transfer."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,137 @@ def test_checkpoints_load_with_weights_only(tmp_path):
         pickle.dump(Evil(), f)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         imagenet_state_dict("toy_cnn", str(p))
+
+
+# --------------------------------------------------------------------------- names, plugins, resolvers
+
+def test_timm_names_resolve_through_the_one_registry_and_validate_in_suites():
+    from bench.suite import SuiteError, build_suite
+
+    assert "timm:resnet10t" in BACKBONES and BACKBONES.origin_of("timm:resnet10t").startswith("timm:<model>")
+    spec = BACKBONES.get("timm:resnet10t")
+    assert spec.stages == ("act1", "layer1", "layer2", "layer3", "layer4") and spec.channels[-1] == 512
+    raw = {"axes": {"backbone": ["timm:resnet10t"], "source": ["random"], "ft_fraction": [0],
+                    "target": ["synth-inbreast"]}}
+    assert build_suite(raw).cells[0].backbone == "timm:resnet10t"
+    raw["axes"]["backbone"] = ["timm:resnet10x"]
+    with pytest.raises(SuiteError, match=r"axes.backbone\[0\]: unknown timm model 'resnet10x'. Did you mean: "
+                                         r"'resnet10t'"):
+        build_suite(raw)
+
+
+def test_module_factory_names_accept_a_spec_or_a_feature_info_factory(tmp_path, monkeypatch):
+    (tmp_path / "my_nets.py").write_text(
+        "import timm\n"
+        "from bench.backbones import BackboneSpec\n"
+        "from bench.backbones.toy import ToyCNN, CHANNELS\n"
+        "SPEC = BackboneSpec(name='whatever', create=lambda n: ToyCNN(n), stages=('conv1','block1','block2','block3',"
+        "'block4'), channels=CHANNELS, reductions=(2, 4, 8, 16, 32), head='fc')\n"
+        "def small_resnet(num_classes):\n    return timm.create_model('resnet10t', num_classes=num_classes)\n"
+        "def no_stages(num_classes):\n    return ToyCNN(num_classes)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = BACKBONES.get("my_nets:SPEC")
+    assert spec.name == "my_nets:SPEC" and BACKBONES.origin_of("my_nets:SPEC").startswith("package.module:factory")
+    assert create_backbone("my_nets:SPEC", 3).eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+    assert BACKBONES.get("my_nets:small_resnet").channels == (64, 64, 128, 256, 512)  # from timm feature_info
+    with pytest.raises(UnknownNameError, match="has no timm feature_info: declare BackboneSpec.stages"):
+        BACKBONES.get("my_nets:no_stages")
+    with pytest.raises(UnknownNameError, match="Did you mean: 'SPEC'"):
+        BACKBONES.get("my_nets:SPECC")
+    with pytest.raises(UnknownNameError, match="cannot import module 'no_such_module'"):
+        BACKBONES.get("no_such_module:SPEC")
+    assert "no_such_module:SPEC" not in BACKBONES
+
+
+def test_a_broken_entry_point_breaks_only_its_own_name():
+    from importlib.metadata import EntryPoint
+
+    from bench.backbones._base import as_spec
+    from bench.registry import PluginError, Registry
+
+    reg = Registry("backbone", group="bench.test-nothing", coerce=as_spec)
+    reg._entry_points = {"broken": EntryPoint("broken", "no_such_pkg.mod:SPEC", "bench.test-nothing"),
+                         "good": EntryPoint("good", "bench.backbones.toy:ToyCNN", "bench.test-nothing")}
+    assert reg.names() == ["broken", "good"]
+    with pytest.raises(PluginError, match=r"plugin 'broken' \(entry point no_such_pkg.mod:SPEC.*failed to import"):
+        reg.get("broken")
+    assert "broken" not in reg
+    with pytest.raises(UnknownNameError, match="has no timm feature_info"):  # a bare factory must expose stages
+        reg.get("good")
+
+
+def test_list_backbones_names_every_origin(capsys):
+    from bench.cli import main
+
+    BACKBONES.get("timm:resnet10t")
+    assert main(["list", "backbones"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert {"resnet18", "morphhr", "vgg16", "inception_v3", "resnet50", "efficientnet_lite0", "toy_cnn"} <= set(rows)
+    assert " built-in " in rows["morphhr"] and "timm:<model>" in rows["timm:resnet10t"]
+    assert "missing ($BENCH_WEIGHTS_DIR/vgg16.pth)" in rows["vgg16"] or "BENCH_WEIGHTS_DIR" in os.environ
+    assert main(["ls", "backbones"]) == 0 and capsys.readouterr().out == out  # 'ls' stays an alias
+
+
+# --------------------------------------------------------------------------- ImageNet weights, gray input
+
+def test_imagenet_weights_come_from_timms_local_cache_without_network(tmp_path, monkeypatch):
+    import timm
+    from safetensors.torch import save_file
+
+    monkeypatch.delenv("BENCH_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("BENCH_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match=r"BENCH_WEIGHTS_DIR/resnet18\.pth.*timm's cache"):
+        imagenet_state_dict("resnet18")
+    repo = timm.models.get_pretrained_cfg("resnet18").hf_hub_id  # e.g. timm/resnet18.a1_in1k
+    snap = tmp_path / f"models--{repo.replace('/', '--')}" / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (tmp_path / f"models--{repo.replace('/', '--')}" / "refs").mkdir()
+    (tmp_path / f"models--{repo.replace('/', '--')}" / "refs" / "main").write_text("0123abcd")
+    torch.manual_seed(3)
+    want = create_backbone("resnet18", 1000).state_dict()
+    save_file({k: v.contiguous() for k, v in want.items()}, str(snap / "model.safetensors"))
+    sd, where = imagenet_state_dict("resnet18", with_origin=True)
+    assert where.endswith("model.safetensors")
+    assert torch.equal(sd["layer3.0.conv1.weight"], want["layer3.0.conv1.weight"])
+
+
+def test_gray_one_channel_network_with_summed_first_layer_equals_repeated_gray():
+    torch.manual_seed(0)
+    rgb = create_backbone("toy_cnn", 2).eval()
+    gray = create_backbone("toy_cnn", 2, in_chans=1).eval()
+    info = transfer_weights(gray, rgb.state_dict(), mode="full")
+    assert info["adapted_in_chans"] == ["conv1.0.weight"] and info["kept_random"] == 0
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(gray(x), rgb(x.expand(-1, 3, -1, -1)), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- hybrid width in suites and cells
+
+def test_hybrid_width_enters_only_hybrid_cell_ids():
+    from bench.suite import SuiteError, build_suite
+
+    raw = {"axes": {"backbone": ["toy_cnn"], "source": ["synth-ddsm"], "ft_fraction": [0.2],
+                    "target": ["synth-inbreast"], "transfer": ["full", "hybrid"]}}
+    a = {c.transfer: c for c in build_suite(raw).cells}
+    b = {c.transfer: c for c in build_suite({**raw, "hybrid_width": 0.25}).cells}
+    assert a["hybrid"].config["hybrid_width"] == 0.5 and b["hybrid"].config["hybrid_width"] == 0.25
+    assert "hybrid_width" not in a["full"].config and a["full"].cell_id == b["full"].cell_id
+    assert a["hybrid"].cell_id != b["hybrid"].cell_id
+    with pytest.raises(SuiteError, match="hybrid_width"):
+        build_suite({**raw, "hybrid_width": 1.5})
+
+
+def test_cell_model_of_a_hybrid_cell_is_slim():
+    from bench.runner.cell import create_cell_model
+    from bench.suite import build_suite
+
+    raw = {"axes": {"backbone": ["resnet18"], "source": ["synth-ddsm"], "ft_fraction": [0.2],
+                    "target": ["synth-inbreast"], "transfer": ["full", "hybrid"]}, "hybrid_stage": "block1"}
+    cells = {c.transfer: c for c in build_suite(raw).cells}
+    full, hybrid = create_cell_model(cells["full"]), create_cell_model(cells["hybrid"])
+    assert full.layer2[0].conv1.out_channels == 128 and hybrid.layer2[0].conv1.out_channels == 64
+    assert hybrid.layer1[0].conv1.out_channels == 64  # block1 and before: unchanged, they get the weights
+    assert hybrid.bench_hybrid["slimmed"] == {"block2": [128, 64], "block3": [256, 128], "block4": [512, 256]}

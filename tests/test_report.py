@@ -5,10 +5,16 @@ import math
 import random
 
 import pytest
+from scipy import stats
 
 from bench.records import SCHEMA
-from bench.report import (HIGHER_IS_BETTER, records_frame, render_report, table_all_vs_hybrid,
-                          table_transfer)
+from bench.report import (
+    HIGHER_IS_BETTER,
+    records_frame,
+    render_report,
+    table_all_vs_hybrid,
+    table_transfer,
+)
 
 IMAGENET_NA = "not applicable: an ImageNet network has a 1000-class head"
 
@@ -76,7 +82,8 @@ def test_mean_and_sample_std_over_three_seeds_single_seed_has_no_std():
     recs = [make_record(ft_fraction=0.1, seed=s, auc=a) for s, a in enumerate((0.7, 0.8, 0.9))]
     recs.append(make_record(ft_fraction=0.2, seed=0, auc=0.8124))
     table = parse_table(table_transfer(records_frame(recs), "synth-inbreast"))
-    assert cell(table, ("resnet18", "Random init"), "FT 0.1") == "0.800 ± 0.100"  # ddof=1
+    half_width = stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)  # t interval of the mean, sample std (ddof=1) 0.1
+    assert cell(table, ("resnet18", "Random init"), "FT 0.1") == f"0.800 ± {half_width:.3f}"
     assert cell(table, ("resnet18", "Random init"), "FT 0.2") == "0.812"  # trailing digits kept, no "±"
 
 
@@ -126,7 +133,8 @@ def test_beta_table_drops_the_no_ft_column_where_beta_is_undefined():
     recs = [make_record(ft_fraction=f, seed=s, beta=1.2 + 0.1 * s) for f in (0.0, 0.1) for s in range(2)]
     table = parse_table(table_transfer(records_frame(recs), "synth-inbreast", metric="beta"))
     assert table[0] == ["Backbone", "Pre-training", "FT 0.1"]
-    assert cell(table, ("resnet18", "Random init"), "FT 0.1") == "1.250 ± 0.071"
+    half_width = stats.t.ppf(0.975, 1) * math.sqrt(0.005) / math.sqrt(2)  # two seeds, 1.2 and 1.3
+    assert cell(table, ("resnet18", "Random init"), "FT 0.1") == f"1.250 ± {half_width:.3f}"
 
 
 def test_unknown_metric_is_a_clear_error():
@@ -156,7 +164,8 @@ def test_all_vs_hybrid_layout():
     assert table[0] == ["Target", "Pre-training", "FT 0.1", "FT 0.2"]  # No FT is never compared
     assert [row[:2] for row in table[1:]] == [["synth-mias", "Random init"], ["", "synth-ddsm"],
                                               ["synth-inbreast", "Random init"], ["", "synth-ddsm"]]
-    assert cell(table, ("synth-inbreast", "synth-ddsm"), "FT 0.2") == "0.850 vs 0.820 ± 0.028"
+    half_width = stats.t.ppf(0.975, 1) * math.sqrt(0.0008) / math.sqrt(2)  # hybrid seeds 0.80 and 0.84
+    assert cell(table, ("synth-inbreast", "synth-ddsm"), "FT 0.2") == f"0.850 vs 0.820 ± {half_width:.3f}"
 
 
 def test_all_vs_hybrid_keeps_backbones_apart():
@@ -183,7 +192,7 @@ def test_render_report_sections_counts_reasons_and_failures():
     ]
     text = render_report(recs, suite="paper-twin")
     assert text.splitlines()[0].startswith("# ") and "paper-twin" in text.splitlines()[0]
-    assert "logit margins" in text and "sample standard deviation" in text
+    assert "logit margins" in text and "half-width of its 95 % interval" in text
     n_na, n_failed = sum(r["status"] == "na" for r in recs), 1
     assert f"({len(recs) - n_na - n_failed} ok, {n_na} NA, {n_failed} failed)" in text
     assert IMAGENET_NA in text and "not applicable: hybrid without fine-tuning" in text
@@ -200,7 +209,8 @@ def test_render_report_without_hybrid_or_failures():
     text = render_report(recs, suite="smoke")
     assert "all weights vs hybrid" not in text and " vs " not in text  # no Table 4 comparison
     assert "## Failed cells" not in text
-    assert "0.800 ± 0.100" in text
+    assert f"0.800 ± {stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3):.3f}" in text
+    assert "t interval of the mean over seeds" in text  # the interval rule, under the table
     assert render_report([], suite="empty").startswith("# Suite `empty`")
 
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
-__all__ = ["binary_metrics", "accuracy", "overfit_ratio"]
+__all__ = ["FALCONI_GAP", "accuracy", "binary_metrics", "falconi_flag", "overfit_ratio"]
 
 
 def _check_binary(labels, scores, caller: str) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +87,7 @@ def binary_metrics(labels, scores, *, threshold: float = 0.0) -> dict[str, float
         "f1": float(f1_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0)),
         "sensitivity": _ratio(tp, n_pos),
         "specificity": _ratio(tn, n_neg),
-        "n": int(len(y)),
+        "n": len(y),
         "n_pos": n_pos,
         "n_neg": n_neg,
     }
@@ -167,3 +167,32 @@ def overfit_ratio(train_acc: float | None, val_acc: float | None) -> float | Non
     if v == 0:
         return math.inf if t > 0 else math.nan
     return t / v
+
+
+#: Falconi et al.'s overfitting flag: training accuracy more than this many (fraction) points above validation accuracy.
+FALCONI_GAP = 0.10
+
+
+def falconi_flag(train_acc: float | None, val_acc: float | None, *, gap: float = FALCONI_GAP) -> bool:
+    """True when ``train_acc`` exceeds ``val_acc`` by more than ``gap`` (default 10 points): Falconi's overfit flag.
+
+    Parameters
+    ----------
+    train_acc, val_acc : float or None
+        Accuracies as fractions in [0, 1]; None or NaN (nothing fine-tuned) gives False.
+    gap : float, default=0.10
+        The margin, as a fraction (0.10 = 10 percentage points).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> falconi_flag(0.95, 0.80), falconi_flag(0.85, 0.80), falconi_flag(None, 0.8)
+    (True, False, False)
+    """
+    if train_acc is None or val_acc is None:
+        return False
+    t, v = float(train_acc), float(val_acc)
+    return bool(not (math.isnan(t) or math.isnan(v)) and t - v > gap)

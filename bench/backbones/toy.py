@@ -1,13 +1,15 @@
 """``toy_cnn``: a tiny CPU network for tests and quick checks (the role lm-eval's DummyLM plays).
 
 It has the same five stages as the real backbones (conv1, block1 .. block4), so every transfer mode
-and per-layer analysis runs on it in milliseconds.
+and per-layer analysis runs on it in milliseconds; ``channels`` makes its native slim variant.
 """
 from __future__ import annotations
 
 from torch import nn
 
-from bench.backbones._base import BackboneSpec, register_backbone
+from bench.backbones._base import STAGE_NAMES, BackboneSpec, register_backbone
+
+CHANNELS = (8, 8, 16, 16, 32)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -16,14 +18,16 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class ToyCNN(nn.Module):
-    def __init__(self, num_classes: int = 2, width: int = 8):
+    """Five stride-2 conv-BN-ReLU stages, global pooling, a linear head."""
+
+    def __init__(self, num_classes: int = 2, channels: tuple[int, ...] = CHANNELS, in_chans: int = 3):
         super().__init__()
-        w = width
-        self.conv1 = _block(3, w)
-        self.block1, self.block2 = _block(w, w), _block(w, 2 * w)
-        self.block3, self.block4 = _block(2 * w, 2 * w), _block(2 * w, 4 * w)
+        c = channels
+        self.conv1 = _block(in_chans, c[0])
+        self.block1, self.block2 = _block(c[0], c[1]), _block(c[1], c[2])
+        self.block3, self.block4 = _block(c[2], c[3]), _block(c[3], c[4])
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(4 * w, num_classes)
+        self.fc = nn.Linear(c[4], num_classes)
 
     def forward(self, x):
         for stage in (self.conv1, self.block1, self.block2, self.block3, self.block4):
@@ -31,6 +35,17 @@ class ToyCNN(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-register_backbone(BackboneSpec(name="toy_cnn", create=lambda num_classes: ToyCNN(num_classes),
-                               stages=("conv1", "block1", "block2", "block3", "block4"), head="fc",
+def _slim(num_classes: int, stage: str, width: float, *, in_chans: int = 3) -> ToyCNN:
+    i = STAGE_NAMES.index(stage)
+    return ToyCNN(num_classes, tuple(c if j <= i else max(1, round(c * width)) for j, c in enumerate(CHANNELS)),
+                  in_chans=in_chans)
+
+
+def _create(num_classes: int, in_chans: int = 3) -> ToyCNN:
+    return ToyCNN(num_classes, in_chans=in_chans)
+
+
+register_backbone(BackboneSpec(name="toy_cnn", create=_create,
+                               stages=STAGE_NAMES, channels=CHANNELS, reductions=(2, 4, 8, 16, 32), head="fc",
+                               create_slim=_slim, min_size=32, input_size=64,
                                description="tiny 5-stage CNN for tests (no ImageNet weights)"))

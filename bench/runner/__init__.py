@@ -1,110 +1,115 @@
-"""Run a suite: pre-train the sources it needs (once, cached), then every unfinished cell.
+"""Run a suite: plan it (source pre-trainings before the cells that use them), then execute the plan.
 
-The result store is the state: a cell whose record exists with status ok or na is skipped, so a
-re-run (after a crash, a kill or an edit that adds cells) computes only what is missing. A failed
-cell is retried on the next run. One cell's failure becomes a ``failed`` record; the suite goes on.
+The result store is the state: a cell whose record has status ok or na is done, and is never
+recomputed; a cell with a ``failed`` record is kept as it is unless ``retry_failed``; everything else is
+computed. So a re-run after a crash, a ``kill -9`` or an edit that adds cells computes only what is
+missing. Several runners (or Slurm array tasks) may work on one results folder at once: each job is
+claimed first (:mod:`bench.runner.claims`). Executors: :mod:`bench.runner.executors`.
 """
 from __future__ import annotations
 
 import sys
 import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
+from bench.records import read_record, record_path, write_json_atomic
+from bench.runner.executors import RunSummary, run_local, run_submitit
+from bench.runner.plan import Plan, build_plan
+from bench.runner.worker import failed_record
+from bench.suite import ExecutorSettings, Suite, SuiteError
 
-from bench.provenance import provenance
-from bench.records import is_finished, read_record, record_path, write_json_atomic
-from bench.suite import Cell, Suite
+__all__ = ["RunSummary", "run_suite", "suite_records", "failed_record", "build_plan", "Plan", "executor_settings",
+           "MANIFEST"]
 
-
-@dataclass
-class RunSummary:
-    results_dir: Path
-    computed: int = 0
-    skipped: int = 0
-    failed: int = 0
-    na: int = 0
-    pretrained: int = 0
-    seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
+MANIFEST = "_suite.json"
 
 
-def failed_record(suite: str, cell: Cell, exc: BaseException) -> dict:
-    from bench.runner.cell import base_record
-
-    return {**base_record(suite, cell), "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(), "metrics": {}, "predictions": None, "history": []}
-
-
-def _user_error(exc: BaseException) -> bool:
-    """Errors whose message is the whole story (no traceback needed in the progress output)."""
-    return isinstance(exc, (FileNotFoundError, ValueError, KeyError))
+def executor_settings(suite: Suite, **overrides) -> ExecutorSettings:
+    """The suite's ``executor:`` block with command-line overrides (None values are ignored)."""
+    upd = {k: v for k, v in overrides.items() if v is not None}
+    return ExecutorSettings(**{**suite.config.executor.model_dump(), **upd})
 
 
-def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: bool = True,
-              log=None) -> RunSummary:
-    """Run every unfinished cell of ``suite``; write one record per cell under ``results_root/<suite>``."""
-    from bench.runner.cell import run_cell
-    from bench.runner.pretrain import ensure_pretrained, load_pretrained_meta
+def check_results_folder(suite: Suite, out: Path) -> None:
+    """Refuse a results folder that belongs to another suite (a renamed or copied folder)."""
+    man = read_record_any(out / MANIFEST)
+    if man and man.get("suite") != suite.name:
+        raise SuiteError(f"{out}: this results folder belongs to suite {man.get('suite')!r} "
+                         f"({man.get('path') or 'no file'}), not {suite.name!r}; use another --results root, or "
+                         f"move the folder back to {out.parent / str(man.get('suite'))}")
+
+
+def read_record_any(path: Path) -> dict | None:
+    import json
+
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def write_manifest(suite: Suite, out: Path, settings: ExecutorSettings) -> None:
+    """``_suite.json``: the suite's name, file, cell ids and NA reasons (read by ``bench status``)."""
+    import datetime as dt
+
+    write_json_atomic(out / MANIFEST, {
+        "suite": suite.name, "path": str(suite.path) if suite.path else None,
+        "config": suite.config.model_dump(mode="json"),
+        "cells": {c.cell_id: {**c.axes, "na": c.na_reason, "pretrain_id": c.pretrain_id} for c in suite.cells},
+        "executor": settings.model_dump(mode="json"),
+        "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+
+
+def check_data_roots(suite: Suite) -> None:
+    """Fail before any training when a real dataset's folder is missing (one message naming the fix)."""
+    from bench.data import DATASETS, data_root
+
+    seen = set()
+    for c in suite.cells:
+        if c.na_reason:
+            continue
+        pairs = [(c.target, c.config["target_data"])]
+        if c.pretrain_id:
+            pairs.append((c.source, c.config["pretrain"]["source_data"]))
+        for name, opts in pairs:
+            key = (name, (opts or {}).get("root"))
+            if key in seen:
+                continue
+            seen.add(key)
+            if DATASETS.get(name).needs_root:
+                data_root(name, (opts or {}).get("root"))
+
+
+def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: bool = True, log=None,
+              executor: ExecutorSettings | None = None, retry_failed: bool = False) -> RunSummary:
+    """Run every unfinished cell of ``suite``; write one record per cell under ``results_root/<suite>``.
+
+    Args:
+        executor: how to run (default: the suite's ``executor:`` block; local, 1 worker process).
+        retry_failed: recompute cells (and source pre-trainings) that failed in an earlier run;
+            by default they are kept and counted in ``RunSummary.kept_failed``.
+    """
+    from tqdm import tqdm
 
     results_root = Path(results_root)
     out = results_root / suite.name
+    settings = executor or executor_settings(suite)
+    check_results_folder(suite, out)
+    check_data_roots(suite)
     out.mkdir(parents=True, exist_ok=True)
-    summary = RunSummary(results_dir=out)
-    t0 = time.perf_counter()
+    write_manifest(suite, out, settings)
     say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
-
-    todo = []
-    for cell in suite.cells:
-        if is_finished(out, cell.cell_id):
-            summary.skipped += 1
-        else:
-            todo.append(cell)
-    if not todo:
-        say(f"{suite.name}: all {len(suite.cells)} cells already have records in {out}; nothing to compute")
+    t0 = time.perf_counter()
+    plan = build_plan(suite, results_root, retry_failed=retry_failed)
+    summary = RunSummary(results_dir=out, skipped=len(plan.done), kept_failed=len(plan.failed_kept))
+    if not plan.jobs:
         summary.seconds = time.perf_counter() - t0
         return summary
-
-    # Phase 1: source pre-trainings needed by pending cells and not cached yet.
-    failed_pretrain: dict[str, BaseException] = {}
-    jobs = {c.pretrain_id: c.config["pretrain"] for c in todo if c.pretrain_id and c.na_reason is None}
-    for pid, cfg in jobs.items():
-        if load_pretrained_meta(results_root, pid) is not None:
-            continue
-        try:
-            ensure_pretrained(cfg, pid, results_root, log=say)
-            summary.pretrained += 1
-        except Exception as exc:  # noqa: BLE001 - becomes failed records of the dependent cells
-            failed_pretrain[pid] = exc
-            say(f"pre-training {cfg['backbone']} on {cfg['source']} FAILED: {type(exc).__name__}: {exc}")
-
-    # Phase 2: the cells.
-    bar = tqdm(todo, desc=suite.name, unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    for cell in bar:
-        bar.set_postfix_str(f"{cell.backbone}/{cell.source}/ft{cell.ft_fraction:g}/{cell.target}/{cell.transfer}"
-                            f"/s{cell.seed}", refresh=True)
-        try:
-            if cell.pretrain_id in failed_pretrain:
-                raise RuntimeError(f"source pre-training failed: {failed_pretrain[cell.pretrain_id]}")
-            rec = run_cell(cell, suite=suite.name, results_root=results_root, log=say)
-        except Exception as exc:  # noqa: BLE001 - a failure is a record, and the suite goes on
-            rec = failed_record(suite.name, cell, exc)
-            summary.failed += 1
-            summary.failures.append((cell.cell_id, rec["reason"]))
-            say(f"cell {cell.cell_id} ({cell.target}, {cell.source}, ft {cell.ft_fraction:g}, {cell.transfer}) "
-                f"FAILED: {rec['reason']}")
-            if not _user_error(exc):
-                say(rec["traceback"])
-        else:
-            if rec["status"] == "na":
-                summary.na += 1
-            else:
-                summary.computed += 1
-        rec["provenance"] = provenance()
-        write_json_atomic(record_path(out, cell.cell_id), rec)
-    bar.close()
+    if settings.kind == "slurm":
+        run_submitit(plan, settings, summary, say=say, progress=progress, retry_failed=retry_failed)
+    else:
+        run_local(plan, settings, summary, say=say, progress=progress)
     summary.seconds = time.perf_counter() - t0
     return summary
 

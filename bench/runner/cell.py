@@ -8,14 +8,16 @@ import numpy as np
 import torch
 
 from bench.analysis.metrics import accuracy, binary_metrics, overfit_ratio
-from bench.backbones import BACKBONES, create_backbone, transfer_weights
+from bench.backbones import BACKBONES, create_backbone, create_hybrid, transfer_weights
 from bench.backbones._base import imagenet_state_dict
 from bench.data.splits import finetune_split
 from bench.records import SCHEMA
 from bench.runner.datasets import get_dataset
 from bench.runner.pretrain import ensure_pretrained
+from bench.runner.seeds import cell_seeds
 from bench.suite import Cell, content_hash
-from bench.train import fit, predict
+from bench.train import fit, predict, selected_epoch
+from bench.train_modes import finetune_stages, replace_head
 
 
 def base_record(suite: str, cell: Cell) -> dict:
@@ -35,10 +37,19 @@ def initial_weights(cell: Cell, model: torch.nn.Module, results_root: Path, log=
         state, meta = ensure_pretrained(cfg["pretrain"], cell.pretrain_id, results_root, log=log)
         info = {"source": cell.source, "pretrain_id": cell.pretrain_id, "pretrain_reused": meta["reused"],
                 "pretrain_held_out_auc": (meta.get("held_out") or {}).get("auc")}
-    spec = BACKBONES.get(cell.backbone)
     moved = transfer_weights(model, state, mode=cell.transfer, hybrid_stage=cfg.get("hybrid_stage", "block2"),
-                             stages=spec.stages)
+                             spec=BACKBONES.get(cell.backbone))
     return {**info, "transfer": moved}
+
+
+def create_cell_model(cell: Cell) -> torch.nn.Module:
+    """The cell's randomly initialised network: the backbone, or for hybrid cells its slim variant
+    (pretrained part up to ``hybrid_stage``, later stages at ``hybrid_width`` x their channels)."""
+    cfg = cell.config
+    if cell.transfer == "hybrid":
+        return create_hybrid(cell.backbone, 2, stage=cfg.get("hybrid_stage", "block2"),
+                             width=cfg.get("hybrid_width", 1.0))
+    return create_backbone(cell.backbone, 2)
 
 
 def evaluation_metrics(labels: np.ndarray, scores: np.ndarray, train_acc: float | None) -> dict:
@@ -55,8 +66,50 @@ def recompute_metrics(record: dict) -> dict:
     return evaluation_metrics(np.asarray(p["label"]), np.asarray(p["score"]), record["metrics"].get("train_acc"))
 
 
-def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print) -> dict:
-    """Compute one cell and return its record (status ok or na; exceptions propagate to the runner)."""
+def validation_split(labels: np.ndarray, groups: np.ndarray, ft_idx: np.ndarray, early_stopping: dict | None,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)``: the fine-tune part minus ``val_fraction`` of its patients held out for early
+    stopping (stratified, grouped by patient); no validation part without early stopping."""
+    if not early_stopping:
+        return ft_idx, np.arange(0)
+    try:
+        val_rel, train_rel = finetune_split(labels[ft_idx], groups[ft_idx], early_stopping["val_fraction"], seed)
+    except ValueError as exc:
+        raise ValueError(f"finetune.early_stopping.val_fraction {early_stopping['val_fraction']}: cannot hold out a "
+                         f"validation part of the {len(ft_idx)} fine-tune images: {exc}") from None
+    return ft_idx[train_rel], ft_idx[val_rel]
+
+
+def finetune(cell: Cell, model: torch.nn.Module, target, ft_idx: np.ndarray, seeds: dict, *,
+             grad_accum: int = 1) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """Fine-tune ``model`` in place on the images ``ft_idx`` of ``target`` as the cell's config says.
+
+    Shared by :func:`run_cell` and the SVCCA protocol (:mod:`bench.runner.svcca`), so both fine-tune alike.
+    Returns ``(history, train_idx, val_idx)``: the images trained on and those held out for early stopping.
+    """
+    spec = BACKBONES.get(cell.backbone)
+    ft = cell.config["finetune"]
+    train_idx, val_idx = validation_split(target.labels, target.groups, ft_idx, ft.get("early_stopping"),
+                                          seeds["split"])
+    if ft.get("head"):  # a new classifier (Falconi's TL/FT head), seeded like the rest of the init
+        torch.manual_seed(seeds["init"])
+        replace_head(model, spec=spec, **ft["head"])
+    stopping = ft.get("early_stopping") or {}
+    history = fit(model, target.images[train_idx], target.labels[train_idx], schedule=finetune_stages(ft),
+                  backbone=spec, batch_size=ft["batch_size"],
+                  bn_train=ft["bn_train"], augment=ft.get("augment", "flip"),
+                  class_weights=ft.get("class_weights"), val_images=target.images[val_idx],
+                  val_labels=target.labels[val_idx], select_on=stopping.get("metric", "loss"),
+                  patience=stopping.get("patience"), mean=spec.mean, std=spec.std, seed=seeds["split"],
+                  grad_accum=grad_accum)
+    return history, train_idx, val_idx
+
+
+def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accum: int = 1) -> dict:
+    """Compute one cell and return its record (status ok or na; exceptions propagate to the runner).
+
+    ``grad_accum`` > 1 splits each fine-tuning batch into micro-batches (the runner's out-of-memory retry).
+    """
     rec = base_record(suite, cell)
     if cell.na_reason:
         return {**rec, "status": "na", "reason": cell.na_reason, "metrics": {}, "predictions": None, "history": []}
@@ -64,41 +117,45 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print) -> dict:
     cfg = cell.config
     spec = BACKBONES.get(cell.backbone)
     target = get_dataset(cell.target, cfg["target_data"], cfg["image_size"])
-    torch.manual_seed(cell.seed)  # same init for every cell of this seed and backbone: paired comparisons
-    model = create_backbone(cell.backbone, 2)
+    seeds = cell_seeds(cell.axes)
+    torch.manual_seed(seeds["init"])  # same init for every cell of this seed and backbone: paired comparisons
+    model = create_cell_model(cell)
     weights = initial_weights(cell, model, results_root, log=log)
     t_ready = time.perf_counter()
 
-    history, train_acc = [], None
+    history, train_acc, val_idx = [], None, np.arange(0)
+    tta = cfg.get("tta", "none")
     if cell.ft_fraction > 0:
-        ft = cfg["finetune"]
-        ft_idx, ev_idx = finetune_split(target.labels, target.groups, cell.ft_fraction, cell.seed)
-        history = fit(model, target.images[ft_idx], target.labels[ft_idx], epochs=ft["epochs"], lr=ft["lr"],
-                      batch_size=ft["batch_size"], weight_decay=ft["weight_decay"],
-                      warmup_epochs=ft["warmup_epochs"], bn_train=ft["bn_train"], mean=spec.mean, std=spec.std,
-                      seed=cell.seed)
-        # train_acc: the final model on its own fine-tune images, in eval mode (Falconi's beta numerator)
-        train_acc = accuracy(target.labels[ft_idx], predict(model, target.images[ft_idx], mean=spec.mean,
-                                                            std=spec.std))
+        ft_idx, ev_idx = finetune_split(target.labels, target.groups, cell.ft_fraction, seeds["split"])
+        history, train_idx, val_idx = finetune(cell, model, target, ft_idx, seeds, grad_accum=grad_accum)
+        # train_acc: the final model on the images it trained on, in eval mode (Falconi's beta numerator)
+        train_acc = accuracy(target.labels[train_idx], predict(model, target.images[train_idx], mean=spec.mean,
+                                                               std=spec.std, tta=tta))
     else:  # "No FT": the source model as it is, on the whole target
         ft_idx, ev_idx = np.arange(0), np.arange(len(target))
     t_trained = time.perf_counter()
 
-    scores = predict(model, target.images[ev_idx], mean=spec.mean, std=spec.std)
+    scores = predict(model, target.images[ev_idx], mean=spec.mean, std=spec.std, tta=tta)
     labels = target.labels[ev_idx]
     metrics = evaluation_metrics(labels, scores, train_acc)
     metrics.update(n_finetune=int(len(ft_idx)), n_eval=int(len(ev_idx)),
                    n_finetune_patients=int(len(set(target.groups[ft_idx]))))
+    if len(val_idx):  # early stopping: the epoch restored, chosen on the held-out part of the fine-tune set
+        metrics.update(selected_epoch=selected_epoch(history), n_val=len(val_idx))
     ft_ids = target.image_ids[ft_idx].tolist()
     eval_ids = target.image_ids[ev_idx].tolist()
     split = {"hash": content_hash({"target": cell.target, "finetune": ft_ids, "eval": eval_ids}),
              "finetune_image_ids": ft_ids,
              "finetune_patient_ids": None if target.patient_ids is None else target.patient_ids[ft_idx].tolist()}
+    if len(val_idx):
+        split["validation_image_ids"] = target.image_ids[val_idx].tolist()
     preds = {"image_id": target.image_ids[ev_idx].tolist(),
              "patient_id": None if target.patient_ids is None else target.patient_ids[ev_idx].tolist(),
+             # the split/bootstrap group: patient, else near-duplicate cluster, else the image itself
+             "group_id": target.groups[ev_idx].tolist(),
              "label": labels.astype(int).tolist(), "score": scores.astype(float).tolist()}
     t_end = time.perf_counter()
     return {**rec, "status": "ok", "metrics": metrics, "predictions": preds, "history": history,
-            "split": split, "weights": weights,
+            "split": split, "weights": weights, "seeds": seeds, "grad_accum": grad_accum,
             "timing": {"setup_s": t_ready - t0, "finetune_s": t_trained - t_ready, "eval_s": t_end - t_trained,
                        "total_s": t_end - t0}}

@@ -3,6 +3,11 @@
 The checkpoint lives at ``<results_root>/pretrain/<pretrain_id>.pt`` (a plain state dict,
 loaded back with ``weights_only=True``) beside a JSON sidecar with its config, the held-out
 source AUC and the training history. The sidecar is written last: its presence means done.
+
+The training itself is a recipe: :func:`train_on_images` (the backbone as a 2-class whole-image
+classifier) unless the backbone declares its own in ``BackboneSpec.extra["pretrain"]`` (patch_cnn:
+a patch classifier on lesion patches, then the whole-image network; see
+:func:`bench.backbones.patch_cnn.pretrain_two_stage`).
 """
 from __future__ import annotations
 
@@ -17,9 +22,11 @@ import torch
 from bench.analysis.metrics import binary_metrics
 from bench.backbones import BACKBONES, create_backbone
 from bench.backbones._base import load_checkpoint
+from bench.data import ArrayDataset
 from bench.data.splits import finetune_split
 from bench.records import read_record, write_json_atomic
 from bench.runner.datasets import get_dataset
+from bench.runner.seeds import pretrain_seeds
 from bench.train import fit, predict
 
 
@@ -36,7 +43,8 @@ def load_pretrained_meta(results_root, pretrain_id) -> dict | None:
     return rec if rec and rec.get("status") == "ok" else None
 
 
-def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, log=print) -> tuple[dict, dict]:
+def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, log=print,
+                      grad_accum: int = 1) -> tuple[dict, dict]:
     """The source-trained state dict for ``cfg`` (training it first if no cached copy exists)."""
     ckpt, meta_path = pretrain_paths(results_root, pretrain_id)
     meta = load_pretrained_meta(results_root, pretrain_id)
@@ -45,20 +53,17 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
     t0 = time.perf_counter()
     spec = BACKBONES.get(cfg["backbone"])
     source = get_dataset(cfg["source"], cfg["source_data"], cfg["image_size"])
-    seed = cfg["seed"]
+    seeds = pretrain_seeds(cfg)
+    seed = seeds["split"]
     if cfg["val_fraction"] > 0:
         val_idx, train_idx = finetune_split(source.labels, source.groups, cfg["val_fraction"], seed)
     else:
         train_idx, val_idx = np.arange(len(source)), np.arange(0)
-    torch.manual_seed(seed)
-    model = create_backbone(cfg["backbone"], 2)
     log(f"pre-training {cfg['backbone']} on {cfg['source']} ({len(train_idx)} images, {cfg['epochs']} epochs, "
         f"held-out {len(val_idx)}) -> {ckpt.name}")
-    history = fit(model, source.images[train_idx], source.labels[train_idx], epochs=cfg["epochs"], lr=cfg["lr"],
-                  batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
-                  warmup_epochs=cfg["warmup_epochs"], mean=spec.mean, std=spec.std, seed=seed,
-                  on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
-                                         f"({e['seconds']:.1f}s)"))
+    # A backbone may bring its own recipe (BackboneSpec.extra["pretrain"], e.g. patch_cnn: patches, then images).
+    recipe = spec.extra.get("pretrain", train_on_images)
+    model, history, details = recipe(cfg, source, train_idx, val_idx, seeds=seeds, grad_accum=grad_accum, log=log)
     held_out = None
     if len(val_idx):
         scores = predict(model, source.images[val_idx], mean=spec.mean, std=spec.std)
@@ -72,6 +77,27 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
     os.replace(tmp, ckpt)
     meta = {"status": "ok", "cell_id": pretrain_id, "config": cfg, "held_out": held_out, "history": history,
             "n_train": int(len(train_idx)), "n_held_out": int(len(val_idx)),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "seeds": seeds, "grad_accum": grad_accum, **details}
     write_json_atomic(meta_path, meta)
     return state, {**meta, "reused": False}
+
+
+def train_on_images(cfg: dict, source: ArrayDataset, train_idx: np.ndarray, val_idx: np.ndarray, *,
+                    seeds: dict, grad_accum: int = 1, log=print) -> tuple[torch.nn.Module, list[dict], dict]:
+    """The default pre-training recipe: the backbone as a 2-class classifier of the source's whole images.
+
+    A backbone's own recipe (``BackboneSpec.extra["pretrain"]``) has this signature: it gets the resolved
+    pre-training config, the source, the training and held-out image indices (never train on the latter)
+    and the seeds; it returns the trained 2-class network (whose state dict is cached), its per-epoch
+    history and a JSON-able dict merged into the sidecar.
+    """
+    spec = BACKBONES.get(cfg["backbone"])
+    seed = seeds["split"]
+    torch.manual_seed(seeds["init"])  # the same init as the random cells of this (backbone, seed)
+    model = create_backbone(cfg["backbone"], 2)
+    history = fit(model, source.images[train_idx], source.labels[train_idx], epochs=cfg["epochs"], lr=cfg["lr"],
+                  batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
+                  warmup_epochs=cfg["warmup_epochs"], mean=spec.mean, std=spec.std, seed=seed, grad_accum=grad_accum,
+                  on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
+                                         f"({e['seconds']:.1f}s)"))
+    return model, history, {}

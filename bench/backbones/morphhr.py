@@ -1,0 +1,116 @@
+"""``morphhr``: ResNet-18 with its first convolution morphed for twice the input resolution (Wei et al., MorphHR).
+
+The 7x7 stride-2 ``conv1`` becomes ``conv1_1`` (5x5) -> ``bn1_1`` -> ``act1_1`` -> ``pool1_1`` (2x2
+max-pool) -> ``conv1_2`` (3x3); ``bn1`` and everything after it are ResNet-18's. With ``high_res=True``
+(the registered backbone) ``conv1_1`` has stride 2 and the pool halves again, so a 448 px input gives
+the same 112 px maps after conv1 as ResNet-18 at 224 px: twice the resolution at the same cost after
+the stem.
+
+Function-preserving morph (:func:`morph_resnet18_state`), as in the paper (eqs. 1-3, BN and
+activation after [40] and [18]):
+
+* ``conv1_1 * conv1_2`` must equal the 7x7 kernel ``G``. Exact construction: 27 of conv1_1's 64
+  filters are unit impulses, one per (RGB channel, row offset, column offset) with offsets {0, 3, 4}
+  in its 5x5 window; conv1_2 holds the matching 3x3 tiles of ``G`` (the 7 rows and columns of G are
+  split 0-2 | 3-5 | 6 across the offsets 0 | 3 | 4). The other 37 filters are random with zero weight
+  in conv1_2, so they change nothing yet but receive gradients. The paper's sufficient condition
+  ``max(C_l C_i K1^2, C_j C_l K2^2) >= C_j C_i (K1+K2-1)^2`` holds (36864 >= 9408).
+* ``bn1_1``: gamma 1, beta 0, running mean 0 and running variance ``1 - eps``, i.e. the identity in
+  eval mode (exact). ``bn1_2`` is ResNet-18's ``bn1``.
+* ``act1_1``: a PReLU with slope 1 (the identity), as [18]'s proxy activation; its slope is learnt.
+
+The morph preserves the function exactly in the configuration without the resolution change
+(``high_res=False``: conv1_1 stride 1 with padding 3, no pool, conv1_2 stride 2 without padding) and
+in eval mode. Two things change it, as the paper says: the resolution change itself (stride-2
+conv1_1 plus the pool at doubled input is a different function, which fine-tuning recovers), and
+training-mode BatchNorm (bn1_1 then normalises with batch statistics instead of the identity).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from bench.backbones._base import BackboneSpec, register_backbone
+from bench.backbones.timm_models import IMAGENET_MEAN, IMAGENET_STD, RESNET_STAGES, _timm, resnet_slim
+
+MID = 64  # conv1_1's output channels (C_l)
+OFFSETS = (0, 3, 4)  # impulse positions in the 5x5 window; the 3x3 tile at each covers these rows of the 7x7
+TILE_ROWS = ((0, 1, 2), (3, 4, 5), (6,))  # rows (columns) of the 7x7 kernel each offset takes
+
+
+class MorphStem(nn.Sequential):
+    """conv1_1 (5x5) -> bn1_1 -> act1_1 (PReLU) -> pool1_1 (2x2 max-pool or none) -> conv1_2 (3x3)."""
+
+    def __init__(self, in_chans: int = 3, out_chans: int = 64, high_res: bool = True):
+        s1, p1, s2, p2 = (2, 2, 1, 1) if high_res else (1, 3, 2, 0)
+        super().__init__(OrderedDict(
+            conv1_1=nn.Conv2d(in_chans, MID, 5, stride=s1, padding=p1, bias=False),
+            bn1_1=nn.BatchNorm2d(MID),
+            act1_1=nn.PReLU(MID, init=1.0),
+            pool1_1=nn.MaxPool2d(2) if high_res else nn.Identity(),
+            conv1_2=nn.Conv2d(MID, out_chans, 3, stride=s2, padding=p2, bias=False)))
+
+
+def morph_resnet(model: nn.Module, high_res: bool = True) -> nn.Module:
+    """Replace a timm ResNet's 7x7 ``conv1`` by a :class:`MorphStem` (in place, randomly initialised)."""
+    old = model.conv1
+    model.conv1 = MorphStem(old.in_channels, old.out_channels, high_res=high_res)
+    return model
+
+
+def create_morphhr(num_classes: int = 2, *, in_chans: int = 3, high_res: bool = True) -> nn.Module:
+    return morph_resnet(_timm("resnet18", num_classes, in_chans=in_chans), high_res)
+
+
+def _slim(num_classes: int, stage: str, width: float, *, in_chans: int = 3) -> nn.Module:
+    return morph_resnet(resnet_slim("resnet18", num_classes, stage, width, in_chans=in_chans))
+
+
+def morph_conv(g: torch.Tensor, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a ``(C_j, C_i, 7, 7)`` kernel into conv1_1 ``(64, C_i, 5, 5)`` and conv1_2 ``(C_j, 64, 3, 3)``
+    whose composition (conv1_1 with padding 3, then conv1_2 without) is exactly ``g``."""
+    cj, ci, k, _ = g.shape
+    if k != 7 or len(OFFSETS) ** 2 * ci > MID:
+        raise ValueError(f"morph needs a (C_j, C_i<=7, 7, 7) kernel; got {tuple(g.shape)}")
+    f1 = torch.randn(MID, ci, 5, 5, generator=generator, dtype=g.dtype) * (2.0 / (ci * 25)) ** 0.5
+    f2 = torch.zeros(cj, MID, 3, 3, dtype=g.dtype)
+    ch = 0
+    for c in range(ci):
+        for a, rows in zip(OFFSETS, TILE_ROWS):
+            for b, cols in zip(OFFSETS, TILE_ROWS):
+                f1[ch] = 0
+                f1[ch, c, a, b] = 1.0  # impulse: channel ch is input channel c shifted by (a, b)
+                for u in rows:
+                    for v in cols:
+                        f2[:, ch, u - a, v - b] = g[:, c, u, v]
+                ch += 1
+    return f1, f2
+
+
+def morph_resnet18_state(state: dict) -> dict:
+    """ResNet-18 weights -> morphhr weights (function-preserving, see the module docstring).
+
+    A state that is already morphed (has ``conv1.conv1_1.weight``) is returned unchanged.
+    """
+    if "conv1.conv1_1.weight" in state:
+        return state
+    if "conv1.weight" not in state or tuple(state["conv1.weight"].shape[2:]) != (7, 7):
+        raise ValueError("morphhr: expected ResNet-18 weights with a 7x7 'conv1.weight'")
+    out = {k: v for k, v in state.items() if k != "conv1.weight"}
+    f1, f2 = morph_conv(state["conv1.weight"].float(), generator=torch.Generator().manual_seed(0))
+    eps = nn.BatchNorm2d(1).eps
+    out.update({"conv1.conv1_1.weight": f1, "conv1.conv1_2.weight": f2,
+                "conv1.bn1_1.weight": torch.ones(MID), "conv1.bn1_1.bias": torch.zeros(MID),
+                "conv1.bn1_1.running_mean": torch.zeros(MID), "conv1.bn1_1.running_var": torch.full((MID,), 1 - eps),
+                "conv1.bn1_1.num_batches_tracked": torch.tensor(0), "conv1.act1_1.weight": torch.ones(MID)})
+    return out
+
+
+register_backbone(BackboneSpec(
+    name="morphhr", create=create_morphhr, stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512),
+    reductions=tuple(2 * r for r in (2, 4, 8, 16, 32)), mean=IMAGENET_MEAN, std=IMAGENET_STD, min_size=32,
+    input_size=448, head="fc", weights_from="resnet18", adapt_weights=morph_resnet18_state, create_slim=_slim,
+    description="ResNet-18 with conv1 morphed to 5x5 -> 2x2 max-pool -> 3x3 (Wei et al., MorphHR): 2x input "
+                "resolution; imagenet = resnet18's weights morphed"))

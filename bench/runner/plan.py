@@ -1,0 +1,200 @@
+"""The plan of a suite run: a dependency graph of source pre-training jobs and the cells that use them.
+
+The result store is the state. A cell with an ``ok`` or ``na`` record is done; a ``failed`` record is
+kept (not recomputed) unless ``retry_failed``; a pre-training is done when its checkpoint and ``ok``
+sidecar exist, and failed when its sidecar says ``failed``. Everything else is pending. A pending cell
+whose source pre-training is pending depends on it.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.records import read_record, record_path
+from bench.runner.pretrain import load_pretrained_meta, pretrain_paths
+from bench.suite import Cell, Suite
+
+
+@dataclass(frozen=True)
+class Job:
+    """One node of the graph: ``kind`` is "pretrain", "cell" or "na" (an NA cell: written, not trained)."""
+
+    key: str
+    kind: str
+    cell: Cell | None = None
+    config: dict | None = None
+    deps: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if self.kind == "pretrain":
+            return f"pre-training {self.config['backbone']} on {self.config['source']} (seed {self.config['seed']})"
+        c = self.cell
+        return f"{c.backbone}/{c.source}/ft{c.ft_fraction:g}/{c.target}/{c.transfer}/s{c.seed}"
+
+
+@dataclass
+class Plan:
+    suite: Suite
+    results_root: Path
+    pretrain: dict[str, Job] = field(default_factory=dict)  # pending pre-trainings, by pretrain id
+    cells: list[Job] = field(default_factory=list)  # pending cells (NA cells included), in suite order
+    done: list[str] = field(default_factory=list)  # cell ids with an ok/na record
+    failed_kept: dict[str, str] = field(default_factory=dict)  # cell id -> reason (kept, not retried)
+    pretrain_failed: dict[str, str] = field(default_factory=dict)  # pretrain id -> reason (kept)
+    pretrain_cached: set[str] = field(default_factory=set)
+
+    @property
+    def out(self) -> Path:
+        return self.results_root / self.suite.name
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every pending job, pre-trainings first."""
+        return list(self.pretrain.values()) + self.cells
+
+
+def pretrain_state(results_root: Path, pretrain_id: str) -> tuple[str, str | None]:
+    """("done" | "failed" | "pending", reason) of a source pre-training."""
+    if load_pretrained_meta(results_root, pretrain_id) is not None:
+        return "done", None
+    meta = read_record(pretrain_paths(results_root, pretrain_id)[1])
+    if meta and meta.get("status") == "failed":
+        return "failed", meta.get("reason")
+    return "pending", None
+
+
+def build_plan(suite: Suite, results_root: str | Path, *, retry_failed: bool = False) -> Plan:
+    results_root = Path(results_root)
+    plan = Plan(suite=suite, results_root=results_root)
+    out = plan.out
+    for cell in suite.cells:
+        rec = read_record(record_path(out, cell.cell_id))
+        status = rec.get("status") if rec else None
+        if status in ("ok", "na"):
+            plan.done.append(cell.cell_id)
+            continue
+        if status == "failed" and not retry_failed:
+            plan.failed_kept[cell.cell_id] = rec.get("reason") or "failed"
+            continue
+        if cell.na_reason:
+            plan.cells.append(Job(cell.cell_id, "na", cell=cell))
+            continue
+        deps: tuple[str, ...] = ()
+        pid = cell.pretrain_id
+        if pid:
+            if pid not in plan.pretrain and pid not in plan.pretrain_cached and pid not in plan.pretrain_failed:
+                state, reason = pretrain_state(results_root, pid)
+                if state == "done":
+                    plan.pretrain_cached.add(pid)
+                elif state == "failed" and not retry_failed:
+                    plan.pretrain_failed[pid] = reason or "failed"
+                else:
+                    plan.pretrain[pid] = Job(pid, "pretrain", config=cell.config["pretrain"])
+            if pid in plan.pretrain or pid in plan.pretrain_failed:
+                deps = (pid,)
+        plan.cells.append(Job(cell.cell_id, "cell", cell=cell, deps=deps))
+    return plan
+
+
+# --------------------------------------------------------------------------- cost estimate
+
+def _size(x) -> str:
+    return json.dumps(x)
+
+
+def recorded_timings(results_root: str | Path) -> tuple[dict, dict]:
+    """Seconds of every finished cell and pre-training under ``results_root``, keyed for look-up."""
+    root = Path(results_root)
+    cells: dict[tuple, list[float]] = defaultdict(list)
+    pre: dict[tuple, list[float]] = defaultdict(list)
+    if not root.is_dir():
+        return cells, pre
+    for p in root.glob("*/*.json"):
+        rec = read_record(p) if p.parent.name != "pretrain" else None
+        if rec and rec.get("status") == "ok" and (rec.get("timing") or {}).get("total_s") is not None:
+            c, cfg = rec.get("cell") or {}, rec.get("config") or {}
+            t = float(rec["timing"]["total_s"])
+            ft = (cfg.get("finetune") or {}).get("epochs", 0) if c.get("ft_fraction") else 0
+            cells[(c.get("backbone"), _size(cfg.get("image_size")), c.get("target"), c.get("ft_fraction"), ft)].append(t)
+            cells[(c.get("backbone"), _size(cfg.get("image_size")), bool(c.get("ft_fraction")))].append(t)
+            cells[(c.get("backbone"),)].append(t)
+    for p in (root / "pretrain").glob("*.json"):
+        meta = read_record(p)
+        if meta and meta.get("status") == "ok" and meta.get("seconds") is not None:
+            cfg = meta.get("config") or {}
+            pre[(cfg.get("backbone"), cfg.get("source"), _size(cfg.get("image_size")), cfg.get("epochs"))].append(
+                float(meta["seconds"]))
+            pre[(cfg.get("backbone"),)].append(float(meta["seconds"]))
+    return cells, pre
+
+
+def estimate_seconds(plan: Plan) -> tuple[float, int, int]:
+    """(estimated CPU/GPU seconds of the pending jobs, jobs estimated, jobs with no recorded timing)."""
+    cells, pre = recorded_timings(plan.results_root)
+    total, known, unknown = 0.0, 0, 0
+    for job in plan.jobs:
+        if job.kind == "na":
+            continue
+        if job.kind == "pretrain":
+            c = job.config
+            keys = [(c["backbone"], c["source"], _size(c["image_size"]), c["epochs"]), (c["backbone"],)]
+            table = pre
+        else:
+            c, cfg = job.cell, job.cell.config
+            ft = cfg["finetune"]["epochs"] if c.ft_fraction else 0
+            keys = [(c.backbone, _size(cfg["image_size"]), c.target, c.ft_fraction, ft),
+                    (c.backbone, _size(cfg["image_size"]), bool(c.ft_fraction)), (c.backbone,)]
+            table = cells
+        hit = next((table[k] for k in keys if table.get(k)), None)
+        if hit:
+            total += statistics.median(hit)
+            known += 1
+        else:
+            unknown += 1
+    return total, known, unknown
+
+
+def _fmt_s(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def format_plan(plan: Plan, *, workers: int = 1) -> str:
+    """The plan as text: counts, the graph (pre-training -> dependent cells), NA cells, cost estimate."""
+    suite = plan.suite
+    n_na = sum(1 for c in suite.cells if c.na_reason)
+    lines = [f"suite {suite.name}: {len(suite.cells)} cells ({n_na} NA), results in {plan.out}",
+             f"  done {len(plan.done)}, failed (kept) {len(plan.failed_kept)}, pending {len(plan.cells)} "
+             f"({sum(1 for j in plan.cells if j.kind == 'na')} NA to write)"]
+    dependents = Counter(d for j in plan.cells for d in j.deps)
+    lines.append(f"  source pre-trainings: {len(plan.pretrain)} to run, {len(plan.pretrain_cached)} cached, "
+                 f"{len(plan.pretrain_failed)} failed (kept)")
+    for pid, job in plan.pretrain.items():
+        lines.append(f"    {pid}: {job.label} -> {dependents[pid]} cell(s) wait for it")
+    for pid, reason in plan.pretrain_failed.items():
+        lines.append(f"    {pid}: FAILED ({reason}) -> {dependents[pid]} cell(s) will be marked failed")
+    free = sum(1 for j in plan.cells if j.kind == "cell" and not j.deps)
+    lines.append(f"  cells with no pending dependency (can start at once): {free}")
+    for reason, n in Counter(c.cell.na_reason for c in plan.cells if c.kind == "na").items():
+        lines.append(f"    NA x{n}: {reason}")
+    for cid, reason in list(plan.failed_kept.items())[:10]:
+        lines.append(f"    failed (kept; --retry-failed to retry) {cid}: {reason}")
+    total, known, unknown = estimate_seconds(plan)
+    if known:
+        w = max(1, workers)
+        lines.append(f"  estimate from recorded timings: {_fmt_s(total)} of compute for {known} job(s)"
+                     f"{f', about {_fmt_s(total / w)} wall with {w} workers' if w > 1 else ''}"
+                     + (f"; {unknown} job(s) have no comparable recorded timing" if unknown else ""))
+    elif unknown:
+        lines.append(f"  estimate: unknown ({unknown} job(s), no comparable recorded timing under "
+                     f"{plan.results_root} yet)")
+    else:
+        lines.append("  nothing to compute")
+    return "\n".join(lines)

@@ -1,0 +1,255 @@
+"""Execute one job (a cell or a source pre-training) and write its result; the worker-process loop.
+
+Whatever happens inside a job becomes a result on disk, never an exception out of :func:`execute`:
+
+- an exception becomes a ``failed`` record with the error class, message, traceback and the job's log;
+- a NaN/Inf loss is :class:`bench.train.DivergedError` (error kind ``diverged``);
+- an out-of-memory error is retried with half the batch per step and twice the gradient accumulation
+  (the same effective batch), down to one image per step, before it becomes a failed record (kind ``oom``);
+- a failed source pre-training writes a ``failed`` sidecar; the runner marks its dependent cells failed.
+
+Records and checkpoints are written atomically (temp file + ``os.replace``), the record last.
+A worker process (:func:`worker_main`) runs jobs its runner sends it one at a time; it owns each job's
+claim (heartbeat) while it runs, and exits when its runner is gone after finishing the job in hand.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.records import SCHEMA, write_json_atomic
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """What a fresh process needs to rebuild the same suite (plugins are imported again)."""
+
+    raw: dict
+    name: str
+    path: str | None
+
+    @classmethod
+    def of(cls, suite) -> "SuiteSpec":
+        return cls(raw=suite.config.model_dump(mode="json"), name=suite.name,
+                   path=str(suite.path) if suite.path else None)
+
+    def build(self):
+        from bench.suite import build_suite
+
+        return build_suite(self.raw, path=Path(self.path) if self.path else None, name=self.name)
+
+
+def error_kind(exc: BaseException) -> str:
+    from bench.train import DivergedError
+
+    if isinstance(exc, DivergedError):
+        return "diverged"
+    if is_oom(exc):
+        return "oom"
+    return "exception"
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _user_error(exc: BaseException) -> bool:
+    """Errors whose message is the whole story (no traceback needed in the progress output)."""
+    return isinstance(exc, (FileNotFoundError, ValueError, KeyError))
+
+
+def error_info(exc: BaseException, *, cause: str | None = None) -> dict:
+    return {"class": type(exc).__name__, "kind": error_kind(exc), "message": str(exc), "cause": cause,
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            "user_error": _user_error(exc)}
+
+
+def base_failed(suite: str, cell, *, reason: str, error: dict, log: list[str] | None = None) -> dict:
+    from bench.provenance import provenance
+    from bench.runner.cell import base_record
+
+    return {**base_record(suite, cell), "status": "failed", "reason": reason, "error": error,
+            "traceback": error.get("traceback"), "log": (log or [])[-200:], "metrics": {}, "predictions": None,
+            "history": [], "provenance": provenance()}
+
+
+def failed_record(suite: str, cell, exc: BaseException, *, log: list[str] | None = None,
+                  cause: str | None = None) -> dict:
+    """A ``failed`` record for ``cell`` from an exception."""
+    return base_failed(suite, cell, reason=f"{type(exc).__name__}: {exc}", error=error_info(exc, cause=cause),
+                       log=log)
+
+
+def dependency_failed_record(suite: str, cell, pretrain_id: str, reason: str) -> dict:
+    """A ``failed`` record for a cell whose source pre-training failed."""
+    msg = f"source pre-training {pretrain_id} failed: {reason}"
+    return base_failed(suite, cell, reason=f"DependencyFailed: {msg}",
+                       error={"class": "DependencyFailed", "kind": "dependency", "message": msg,
+                              "cause": f"pretrain {pretrain_id}", "traceback": None, "user_error": True})
+
+
+def crashed_record(suite: str, cell, detail: str, attempts: int) -> dict:
+    """A ``failed`` record for a cell whose worker process died under it."""
+    msg = f"the worker process died while computing this cell ({detail}); {attempts} attempt(s)"
+    return base_failed(suite, cell, reason=f"WorkerCrashed: {msg}",
+                       error={"class": "WorkerCrashed", "kind": "crash", "message": msg, "cause": None,
+                              "traceback": None, "user_error": False})
+
+
+def with_oom_retry(fn, batch_size: int, log):
+    """``fn(grad_accum)``, retried on out-of-memory with twice the accumulation until 1 image per step."""
+    accum = 1
+    while True:
+        try:
+            return fn(accum), accum
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_oom(exc) or accum * 2 > batch_size:
+                raise
+            accum *= 2
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            log(f"out of memory ({type(exc).__name__}); retrying with {batch_size // accum} images per step and "
+                f"{accum}-step gradient accumulation (effective batch {batch_size} kept)")
+
+
+JOURNAL = ".journal.jsonl"
+
+
+def journal(folder: Path, event: str, key: str, **extra) -> None:
+    """Append one line to ``<folder>/.journal.jsonl`` (start/end of every job, who ran it): an audit trail.
+
+    Lines are short single ``O_APPEND`` writes, which POSIX keeps whole between concurrent writers."""
+    import json
+    import platform
+
+    line = json.dumps({"event": event, "key": key, "host": platform.node(), "pid": os.getpid(),
+                       "time": time.time(), **extra}) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
+    """Run one job and write its result; return a short summary for the runner (never raises)."""
+    folder = results_root / "pretrain" if job["kind"] == "pretrain" else results_root / suite_name
+    journal(folder, "start", job["key"], kind=job["kind"])
+    summary = _execute(job, suite_name=suite_name, cells=cells, results_root=results_root, echo=echo)
+    journal(folder, "end", job["key"], kind=job["kind"], status=summary["status"])
+    return summary
+
+
+def _execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
+    from bench.provenance import provenance, record_provenance
+    from bench.records import record_path
+    from bench.runner.pretrain import pretrain_paths
+
+    lines: list[str] = []
+
+    def log(msg: str) -> None:
+        lines.append(msg)
+        if echo:
+            echo(msg)
+
+    t0 = time.perf_counter()
+    key, kind = job["key"], job["kind"]
+    if kind == "pretrain":
+        from bench.runner.pretrain import ensure_pretrained
+
+        cfg = job["config"]
+        try:
+            _, accum = with_oom_retry(lambda a: ensure_pretrained(cfg, key, results_root, log=log, grad_accum=a),
+                                      cfg["batch_size"], log)
+            return {"key": key, "kind": kind, "status": "ok", "reason": None, "seconds": time.perf_counter() - t0}
+        except Exception as exc:  # noqa: BLE001 - a failed pre-training is a failed sidecar
+            err = error_info(exc)
+            meta = {"schema": SCHEMA, "status": "failed", "cell_id": key, "config": cfg,
+                    "reason": f"{type(exc).__name__}: {exc}", "error": err, "log": lines[-200:],
+                    "provenance": provenance()}
+            write_json_atomic(pretrain_paths(results_root, key)[1], meta)
+            return {"key": key, "kind": kind, "status": "failed", "reason": meta["reason"], "error_kind": err["kind"],
+                    "traceback": None if err["user_error"] else err["traceback"], "seconds": time.perf_counter() - t0}
+
+    from bench.runner.cell import run_cell
+
+    cell = cells[key]
+    out = results_root / suite_name
+    try:
+        batch = (cell.config.get("finetune") or {}).get("batch_size", 1)
+        rec, accum = with_oom_retry(lambda a: run_cell(cell, suite=suite_name, results_root=results_root, log=log,
+                                                       grad_accum=a), batch, log)
+        if accum > 1:
+            rec["oom_retries"] = accum.bit_length() - 1
+        rec["log"] = lines[-200:]
+    except Exception as exc:  # noqa: BLE001 - a failure is a record, and the suite goes on
+        rec = failed_record(suite_name, cell, exc, log=lines)
+    rec["provenance"] = record_provenance(rec, results_root)
+    write_json_atomic(record_path(out, key), rec)
+    summary = {"key": key, "kind": kind, "status": rec["status"], "reason": rec.get("reason"),
+               "seconds": time.perf_counter() - t0}
+    if rec["status"] == "failed":
+        summary["error_kind"] = rec["error"]["kind"]
+        summary["traceback"] = None if rec["error"].get("user_error") else rec["error"].get("traceback")
+    return summary
+
+
+def execute_claimed(job: dict, claim, *, heartbeat_s: float, **kw) -> dict:
+    """:func:`execute` while owning ``claim`` (heartbeat on), then release it."""
+    claim.adopt()
+    claim.start_heartbeat(heartbeat_s)
+    try:
+        return execute(job, **kw)
+    finally:
+        claim.release()
+
+
+def worker_main(conn, spec: SuiteSpec, results_root: str, threads: int, gpu: str | None, heartbeat_s: float,
+                name: str) -> None:
+    """Body of a local worker process: receive jobs on ``conn``, execute them, send back summaries."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch initialises CUDA
+    import multiprocessing as mp
+
+    import torch
+
+    from bench.runner.claims import Claim
+
+    torch.set_num_threads(threads)
+    suite = spec.build()
+    cells = {c.cell_id: c for c in suite.cells}
+    parent = mp.parent_process()
+    root = Path(results_root)
+
+    def echo(msg: str) -> None:
+        print(f"[{name}] {msg}", file=sys.stderr, flush=True)
+
+    conn.send({"ready": True, "pid": os.getpid()})
+    while True:
+        if not conn.poll(1.0):
+            if parent is not None and not parent.is_alive():
+                return
+            continue
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        job, claim = msg["job"], Claim(path=Path(msg["claim_path"]), token=msg["token"], attempt=msg["attempt"])
+        summary = execute_claimed(job, claim, heartbeat_s=heartbeat_s, suite_name=spec.name, cells=cells,
+                                  results_root=root, echo=echo)
+        try:
+            conn.send(summary)
+        except (BrokenPipeError, OSError):
+            return  # the runner is gone; the result is on disk

@@ -1,0 +1,151 @@
+"""Crash-safe resume: ``kill -9`` of the runner or of a worker, at several points, then ``bench run`` again.
+
+Checked: nothing on disk is ever half-written (every record parses, every checkpoint loads with
+``weights_only=True``); no finished record is ever rewritten; only the jobs that were in flight are
+started again; and the final records and report equal those of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from bench.cli import _write_report
+from bench.records import read_record
+from bench.runner import executor_settings, run_suite, suite_records
+from bench.runner.claims import read_claim
+from bench.runner.worker import JOURNAL
+from bench.suite import build_suite
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+RAW = {"name": "killme", "plugins": ["plugins_faults"],
+       "axes": {"backbone": ["fault_slow"], "source": ["random", "synth-ddsm"], "ft_fraction": [0, 0.25],
+                "target": ["synth-inbreast"], "transfer": ["full"], "seeds": 2},
+       "image_size": 32, "pretrain": {"epochs": 1, "batch_size": 16, "val_fraction": 0.0},
+       "finetune": {"epochs": 1, "batch_size": 8},
+       "data": {"synth-inbreast": {"n_images": 40}, "synth-ddsm": {"n_images": 64}}}
+
+
+def _start(suite_file: Path, results: Path, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+           "BENCH_FAULT_SLEEP": "0.25"}
+    return subprocess.Popen([sys.executable, "-m", "bench", "run", str(suite_file), "--workers", str(workers),
+                             "--no-progress", "--results", str(results), "--reports", str(results.parent / "rep")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: kill -9 takes its workers too
+
+
+def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while not cond():
+        if proc.poll() is not None:
+            pytest.fail(f"the runner finished before the kill point: {proc.stderr.read()}")
+        if time.time() - t0 > timeout:
+            pytest.fail("kill point never reached")
+        time.sleep(0.02)
+
+
+def _claims(folder: Path) -> list[dict]:
+    return [read_claim(p)[0] or {} for p in (folder / ".claims").glob("*.claim")]
+
+
+def _finished(folder: Path) -> dict[str, tuple]:
+    out = {}
+    for p in folder.glob("*.json"):
+        rec = read_record(p)
+        if rec is not None and rec.get("status") in ("ok", "na"):
+            st = p.stat()
+            out[p.name] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def _check_store(root: Path, suite_dir: Path) -> None:
+    """Every file a reader can see is whole."""
+    for p in list(suite_dir.glob("*.json")) + list((root / "pretrain").glob("*.json")):
+        assert isinstance(json.loads(p.read_text()), dict), p
+    for p in (root / "pretrain").glob("*.pt"):
+        assert torch.load(p, map_location="cpu", weights_only=True)
+
+
+def test_kill_at_several_points_then_resume_equals_an_uninterrupted_run(tmp_path):
+    suite = build_suite(json.loads(json.dumps(RAW)))
+    ref_root = tmp_path / "ref"
+    os.environ["BENCH_FAULT_SLEEP"] = "0"  # the sleep changes no number
+    try:
+        run_suite(suite, results_root=ref_root, executor=executor_settings(suite, workers=0), progress=False,
+                  log=lambda m: None)
+    finally:
+        os.environ.pop("BENCH_FAULT_SLEEP")
+
+    suite_file = tmp_path / "killme.yaml"
+    suite_file.write_text(yaml.safe_dump(RAW))
+    root = tmp_path / "res"
+    out = root / "killme"
+    snapshots: list[dict] = []
+
+    def records() -> int:
+        return len(_finished(out))
+
+    # 1. kill -9 the runner (jobs run in its own process) while a source pre-training is in flight.
+    p = _start(suite_file, root, workers=0)
+    _wait_for(lambda: bool(_claims(root / "pretrain")), p)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    _check_store(root, out)
+    snapshots.append(_finished(out))
+
+    # 2. one worker process: kill -9 the worker in the middle of a cell (the runner retries it), then the
+    #    runner and its worker together, each time while a cell is in flight.
+    p = _start(suite_file, root, workers=1)
+    done_before = records()
+
+    def worker_busy() -> list[int]:
+        return [c["pid"] for c in _claims(out) if c.get("pid") not in (None, p.pid)]
+
+    _wait_for(lambda: records() >= done_before + 1 and worker_busy(), p)
+    os.kill(worker_busy()[0], signal.SIGKILL)
+    _wait_for(lambda: records() >= done_before + 3 and worker_busy(), p)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    time.sleep(0.3)
+    _check_store(root, out)
+    snapshots.append(_finished(out))
+
+    # 3. resume to the end.
+    p = _start(suite_file, root, workers=0)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    _check_store(root, out)
+
+    final = _finished(out)
+    for snap in snapshots:  # no finished record was ever rewritten
+        assert {k: final[k] for k in snap} == snap
+
+    events = [json.loads(x) for x in (out / JOURNAL).read_text().splitlines()]
+    events += [json.loads(x) for x in (root / "pretrain" / JOURNAL).read_text().splitlines()]
+    starts = Counter(e["key"] for e in events if e["event"] == "start")
+    ends = Counter(e["key"] for e in events if e["event"] == "end")
+    assert set(ends.values()) == {1}  # every job finished exactly once
+    interrupted = sum(starts.values()) - sum(ends.values())
+    assert 3 <= interrupted <= 4  # only what was in flight at a kill was started again
+
+    ref = {r["cell_id"]: r for r in suite_records(suite, ref_root)}
+    got = {r["cell_id"]: r for r in suite_records(suite, root)}
+    assert set(got) == set(ref) == {c.cell_id for c in suite.cells}
+    for cid, r in ref.items():
+        assert got[cid]["status"] == r["status"]
+        assert got[cid]["metrics"] == r["metrics"] and got[cid]["predictions"] == r["predictions"]
+    a = _write_report(list(ref.values()), "killme", tmp_path / "rep_ref").read_text()
+    b = _write_report(list(got.values()), "killme", tmp_path / "rep_got").read_text()
+    assert a == b

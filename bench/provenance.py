@@ -32,8 +32,8 @@ def git_commit() -> dict:
     root = Path(__file__).resolve().parent.parent
     none = {"commit": None, "dirty": None, "diff_sha256": None}
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        diff = subprocess.run(["git", "diff", "HEAD"], cwd=root, capture_output=True, timeout=10)
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=root, capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return none
     if sha.returncode != 0:

@@ -9,15 +9,25 @@ A record is a plain dict (JSON object) with these keys:
 - ``metrics``: ``auc, accuracy, f1, sensitivity, specificity, train_acc, val_acc, beta,
   n_finetune, n_eval`` (train_acc and beta are None when nothing was fine-tuned)
 - ``predictions``: columns ``image_id, patient_id, label, score`` (score = logit margin)
-- ``history``: list of per-epoch dicts; ``timing``; ``provenance``
+- ``history``: list of per-epoch dicts; ``timing``; ``seeds`` (``init``, ``split``: hashes of the axes)
+- ``grad_accum`` (1, or more after out-of-memory retries, with ``oom_retries``); ``log``: the cell's messages
+- ``provenance``: git commit, dirty flag and diff hash, package/torch/CUDA/cuDNN versions, device, host,
+  torch threads, Slurm job ids, date, ``split_hash`` and ``weights_sha256`` (see :mod:`bench.provenance`)
+- failed records only: ``error``: ``{"class", "kind", "message", "cause", "traceback"}`` where kind is
+  ``exception`` | ``diverged`` (NaN/Inf loss) | ``oom`` | ``dependency`` (its source pre-training failed) |
+  ``crash`` (its worker process died ``max_attempts`` times)
+
+A results folder also holds ``_suite.json`` (the suite's cells, for ``bench status``), ``.claims/``
+(who is computing what) and ``.journal.jsonl`` (start/end of every job); none of them is a record.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA = 1
 FINISHED = ("ok", "na")

@@ -20,7 +20,7 @@ def _slurm_up() -> bool:
     if not shutil.which("sinfo"):
         return False
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=3, check=False)
     except (OSError, subprocess.SubprocessError):
         return False
     return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mixed", "allocated"))

@@ -18,8 +18,16 @@ from bench.runner.plan import Plan, build_plan
 from bench.runner.worker import failed_record
 from bench.suite import ExecutorSettings, Suite, SuiteError
 
-__all__ = ["RunSummary", "run_suite", "suite_records", "failed_record", "build_plan", "Plan", "executor_settings",
-           "MANIFEST"]
+__all__ = [
+    "MANIFEST",
+    "Plan",
+    "RunSummary",
+    "build_plan",
+    "executor_settings",
+    "failed_record",
+    "run_suite",
+    "suite_records",
+]
 
 MANIFEST = "_suite.json"
 
@@ -53,12 +61,14 @@ def write_manifest(suite: Suite, out: Path, settings: ExecutorSettings) -> None:
     """``_suite.json``: the suite's name, file, cell ids and NA reasons (read by ``bench status``)."""
     import datetime as dt
 
-    write_json_atomic(out / MANIFEST, {
-        "suite": suite.name, "path": str(suite.path) if suite.path else None,
-        "config": suite.config.model_dump(mode="json"),
-        "cells": {c.cell_id: {**c.axes, "na": c.na_reason, "pretrain_id": c.pretrain_id} for c in suite.cells},
-        "executor": settings.model_dump(mode="json"),
-        "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    man = {"suite": suite.name, "path": str(suite.path) if suite.path else None,
+           "config": suite.config.model_dump(mode="json"),
+           "cells": {c.cell_id: {**c.axes, "na": c.na_reason, "pretrain_id": c.pretrain_id} for c in suite.cells},
+           "executor": settings.model_dump(mode="json")}
+    old = read_record_any(out / MANIFEST) or {}
+    if {k: v for k, v in old.items() if k != "written"} != man:  # a finished suite's re-run writes nothing
+        write_json_atomic(out / MANIFEST, {**man, "written": dt.datetime.now(dt.timezone.utc).isoformat(
+            timespec="seconds")})
 
 
 def check_data_roots(suite: Suite) -> None:

@@ -29,11 +29,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.records import is_finished, read_record, record_path, write_json_atomic
+from bench.records import read_record, record_path, write_json_atomic
 from bench.runner.claims import Claim, try_claim
 from bench.runner.plan import Job, Plan, pretrain_state
-from bench.runner.worker import (SuiteSpec, crashed_record, dependency_failed_record, execute, execute_claimed,
-                                 worker_main)
+from bench.runner.worker import (
+    SuiteSpec,
+    crashed_record,
+    dependency_failed_record,
+    execute_claimed,
+    worker_main,
+)
 from bench.suite import ExecutorSettings
 
 
@@ -293,6 +298,18 @@ class LocalScheduler:
 
     def run(self) -> None:
         inline = self.s.workers == 0
+        if inline and self.s.threads:
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.s.threads)
+            try:
+                return self._run(inline)
+            finally:
+                torch.set_num_threads(threads)
+        return self._run(inline)
+
+    def _run(self, inline: bool) -> None:
         try:
             while self.pending or self._busy():
                 progressed = False
@@ -306,8 +323,9 @@ class LocalScheduler:
                         self._execute_inline(job, claim)
                         continue
                     slot = next((s for s in self.slots if s.job is None), None)
-                    if slot is None:
-                        slot = self._start_worker(len(self.slots))
+                    if slot is None:  # worker i owns GPU i (mod the GPU count); reuse the index of a dead one
+                        used = {int(s.name[1:]) for s in self.slots}
+                        slot = self._start_worker(min(set(range(len(self.slots) + 1)) - used))
                         self.slots.append(slot)
                     self._send(slot, job, claim)
                 self._postfix()
@@ -369,7 +387,7 @@ class LocalScheduler:
             raise WorkerStartError(f"worker process {slot.name} could not start ({detail}; its error is printed "
                                    "above). If it could not import a plugin module, put it on PYTHONPATH.")
         self.say(f"worker {slot.name} died ({detail}) while running {job.label}")
-        self.slots[self.slots.index(slot)] = self._start_worker(int(slot.name[1:]))
+        self.slots.remove(slot)  # a new worker starts when a job needs it
         claim.attempt = self.attempts.get(job.key, 1)
         if claim.attempt >= self.s.max_attempts:
             claim.attempt += 1

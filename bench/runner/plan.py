@@ -171,8 +171,8 @@ def format_plan(plan: Plan, *, workers: int = 1) -> str:
     suite = plan.suite
     n_na = sum(1 for c in suite.cells if c.na_reason)
     lines = [f"suite {suite.name}: {len(suite.cells)} cells ({n_na} NA), results in {plan.out}",
-             f"  done {len(plan.done)}, failed (kept) {len(plan.failed_kept)}, pending {len(plan.cells)} "
-             f"({sum(1 for j in plan.cells if j.kind == 'na')} NA to write)"]
+             (f"  done {len(plan.done)}, failed (kept) {len(plan.failed_kept)}, pending {len(plan.cells)} "
+              f"({sum(1 for j in plan.cells if j.kind == 'na')} NA to write)")]
     dependents = Counter(d for j in plan.cells for d in j.deps)
     lines.append(f"  source pre-trainings: {len(plan.pretrain)} to run, {len(plan.pretrain_cached)} cached, "
                  f"{len(plan.pretrain_failed)} failed (kept)")

@@ -61,8 +61,8 @@ def _label(axes: dict) -> str:
 
 def format_status(st: dict, *, limit: int = 20) -> str:
     lines = [f"suite {st['suite']} ({st['path'] or 'no file'}): {st['cells']} cells",
-             f"  done {len(st['done'])} (+{len(st['na'])} NA), failed {len(st['failed'])}, running "
-             f"{len(st['running'])}, stale {len(st['stale'])}, pending {len(st['pending'])}"]
+             (f"  done {len(st['done'])} (+{len(st['na'])} NA), failed {len(st['failed'])}, running "
+              f"{len(st['running'])}, stale {len(st['stale'])}, pending {len(st['pending'])}")]
     now = time.time()
     for r in st["running"][:limit]:
         lines.append(f"  running  {r['id']} {_label(r['axes'])} on {r.get('host')} pid {r.get('pid')}"

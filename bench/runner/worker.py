@@ -33,7 +33,7 @@ class SuiteSpec:
     path: str | None
 
     @classmethod
-    def of(cls, suite) -> "SuiteSpec":
+    def of(cls, suite) -> SuiteSpec:
         return cls(raw=suite.config.model_dump(mode="json"), name=suite.name,
                    path=str(suite.path) if suite.path else None)
 
@@ -66,9 +66,11 @@ def _user_error(exc: BaseException) -> bool:
 
 
 def error_info(exc: BaseException, *, cause: str | None = None) -> dict:
-    return {"class": type(exc).__name__, "kind": error_kind(exc), "message": str(exc), "cause": cause,
+    kind = error_kind(exc)
+    return {"class": type(exc).__name__, "kind": kind, "message": str(exc), "cause": cause,
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-            "user_error": _user_error(exc)}
+            # the message is the whole story: no traceback in the progress output (the record keeps it)
+            "user_error": _user_error(exc) or kind in ("diverged", "oom")}
 
 
 def base_failed(suite: str, cell, *, reason: str, error: dict, log: list[str] | None = None) -> dict:
@@ -109,7 +111,7 @@ def with_oom_retry(fn, batch_size: int, log):
     while True:
         try:
             return fn(accum), accum
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+        except Exception as exc:
             if not is_oom(exc) or accum * 2 > batch_size:
                 raise
             accum *= 2
@@ -217,6 +219,9 @@ def execute_claimed(job: dict, claim, *, heartbeat_s: float, **kw) -> dict:
 def worker_main(conn, spec: SuiteSpec, results_root: str, threads: int, gpu: str | None, heartbeat_s: float,
                 name: str) -> None:
     """Body of a local worker process: receive jobs on ``conn``, execute them, send back summaries."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the runner, which stops its workers
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch initialises CUDA
     import multiprocessing as mp

@@ -118,7 +118,8 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
             ``labels``; None or "none" for plain cross-entropy.
         grad_accum: split each batch into this many micro-batches and accumulate their gradients: the
             same effective batch and update, less memory. Without BatchNorm in training mode the result
-            equals ``grad_accum=1`` up to float error (BatchNorm statistics are per micro-batch).
+            equals ``grad_accum=1`` up to float error (BatchNorm statistics are per micro-batch). A
+            micro-batch is never smaller than 2 images, so a short last batch is split into fewer parts.
         patience: with validation, end a stage after this many epochs without improvement (the next
             stage, if any, still runs); None runs every epoch.
         on_epoch: called with each epoch's history entry (progress output).
@@ -172,9 +173,9 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
                     x = normalize(augment_batch(to_float(images[idx], device), policy, gen), mean, std)
                     y = y_all[idx].to(device)
                     opt.zero_grad(set_to_none=True)
-                    for xm, ym in zip(torch.tensor_split(x, grad_accum), torch.tensor_split(y, grad_accum)):
-                        if not len(ym):
-                            continue
+                    # Micro-batches of at least 2 images (BatchNorm cannot train on one), as even as possible.
+                    chunks = max(1, min(grad_accum, len(idx) // 2))
+                    for xm, ym in zip(torch.tensor_split(x, chunks), torch.tensor_split(y, chunks)):
                         with torch.autocast(device.type, enabled=use_amp):
                             logits = model(xm)
                         if w_dev is None:

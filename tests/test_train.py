@@ -10,7 +10,7 @@ import torch
 from bench.backbones import create_backbone
 from bench.train import DivergedError, fit
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n: int = 24, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -39,6 +39,19 @@ def test_grad_accum_matches_plain_batches():
     assert ha[-1]["loss"] == pytest.approx(hb[-1]["loss"], rel=1e-4)
     changed = any(not torch.equal(p, q) for p, q in zip(a.state_dict().values(), _toy().state_dict().values()))
     assert changed, "training did not change the weights; the comparison above proves nothing"
+
+
+def test_grad_accum_never_makes_a_micro_batch_of_one():
+    """13 images in batches of 8 leave a last batch of 5; split in 4 it would hold parts of 1 image, which
+    BatchNorm in training mode cannot take. It is split in 2 instead, and training goes on."""
+    images, labels = _data(n=13)
+    model = _toy()
+    hist = fit(model, images, labels, epochs=1, lr=1e-3, batch_size=8, bn_train=True, grad_accum=4,
+               device=torch.device("cpu"))
+    assert len(hist) == 1 and math.isfinite(hist[0]["loss"])
+    hist = fit(_toy(), images[:10], labels[:10], epochs=1, lr=1e-3, batch_size=4, bn_train=True, grad_accum=4,
+               device=torch.device("cpu"))  # grad_accum == batch_size: parts of 2, never of 1
+    assert math.isfinite(hist[0]["loss"])
 
 
 def test_grad_accum_must_divide_sensibly():

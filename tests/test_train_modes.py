@@ -22,7 +22,7 @@ from bench.train_modes import (
     trainable_parameters,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
 
 

@@ -20,7 +20,7 @@ EPILOG = """examples:
 """
 
 
-AXES = ("backbone", "target", "source", "ft_fraction", "transfer", "seed")
+AXES = ("backbone", "target", "source", "ft_fraction", "transfer", "train_mode", "seed")
 
 
 class CliError(Exception):
@@ -45,7 +45,8 @@ def cmd_validate(args) -> int:
     print(f"suite {suite.name} ({suite.path}): OK")
     a = suite.config.axes
     print(f"  axes: {len(a.backbone)} backbone x {len(a.source)} source x {len(a.ft_fraction)} ft_fraction x "
-          f"{len(a.target)} target x {len(a.transfer)} transfer x {len(a.seed_list)} seed"
+          f"{len(a.target)} target x {len(a.transfer)} transfer x {len(a.train_mode)} train_mode x "
+          f"{len(a.seed_list)} seed"
           f"{f' minus {len(suite.config.exclude)} exclusion(s)' if suite.config.exclude else ''}")
     print(f"  cells: {len(cells)} ({len(cells) - len(na)} to run, {len(na)} NA)")
     for reason, n in Counter(c.na_reason for c in na).items():

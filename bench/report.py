@@ -89,7 +89,7 @@ METRIC_NAMES: dict[str, str] = {
     "cka": "Linear CKA",
 }
 
-AXES = ("backbone", "source", "ft_fraction", "target", "transfer", "seed")
+AXES = ("backbone", "source", "ft_fraction", "target", "transfer", "train_mode", "seed")
 RECORD_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "train_acc", "val_acc", "beta",
                   "n_finetune", "n_eval")
 SOURCE_LABELS = {"random": "Random init", "imagenet": "ImageNet"}
@@ -119,7 +119,11 @@ def _as_float(value) -> float:
 
 
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
-    """One row per record: ``cell_id, status, reason``, the six axes, then every metric.
+    """One row per record: ``cell_id, status, reason``, the seven axes, then every metric.
+
+    When the records hold more than one train mode, ``backbone`` becomes ``"<backbone> [<train_mode>]"``, so
+    every table gets one row per backbone and train mode and compares cells of the same mode only
+    (``train_mode`` keeps the bare name; records from before the axis count as ``"default"``).
 
     The schema's metrics (``auc ... n_eval``) are always columns, followed by any other metric a
     record carries, in order of first appearance. A metric that a record lacks, or holds as None
@@ -144,6 +148,9 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["cell_id", "status", "reason", *AXES, *metric_cols])
     df[metric_cols] = df[metric_cols].astype(float)
     df["ft_fraction"] = pd.to_numeric(df["ft_fraction"], errors="coerce")
+    df["train_mode"] = df["train_mode"].fillna("default")
+    if df["train_mode"].nunique() > 1:
+        df["backbone"] = df["backbone"].astype(str) + " [" + df["train_mode"].astype(str) + "]"
     return df
 
 

@@ -1,6 +1,6 @@
 """Suites: YAML -> validated, frozen config -> cells.
 
-A suite is a product of axes (backbone x source x ft_fraction x target x transfer x seed)
+A suite is a product of axes (backbone x source x ft_fraction x target x transfer x train_mode x seed)
 minus exclusions. Every cell carries its fully resolved config and a content-hash id, so a
 result on disk can always be matched to exactly the config that produced it.
 
@@ -29,6 +29,8 @@ from bench.registry import UnknownNameError, closest, import_plugin_module
 PROTOCOL_VERSION = 2
 
 SPECIAL_SOURCES = ("random", "imagenet")
+DEFAULT_TRAIN_MODE = "default"
+_ONE_STAGE_KEYS = ("epochs", "lr", "weight_decay", "warmup_epochs")
 STAGES = ("conv1", "block1", "block2", "block3", "block4")
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
@@ -238,6 +240,8 @@ class Axes(_Frozen):
     ft_fraction: list[float] = Field(min_length=1)
     target: list[str] = Field(min_length=1)
     transfer: list[Literal["full", "hybrid"]] = Field(default=["full"], min_length=1)
+    # Names from the suite's ``train_modes`` ("default" = the ``finetune`` block as it is).
+    train_mode: list[str] = Field(default=[DEFAULT_TRAIN_MODE], min_length=1)
     seeds: Union[int, list[int]] = 1
 
     @field_validator("ft_fraction")
@@ -281,6 +285,9 @@ class SuiteConfig(_Frozen):
     hybrid_width: float = Field(default=0.5, gt=0, le=1)
     pretrain: PretrainSettings = PretrainSettings()
     finetune: FinetuneSettings = FinetuneSettings()
+    # Named variants of ``finetune`` for the train_mode axis: each lists only what differs from ``finetune``
+    # (e.g. ``falconi-tl: {schedule: falconi-tl, head: falconi-tl}``).
+    train_modes: dict[str, dict[str, Any]] = {}
     # Test-time augmentation of every cell's predictions (in the cell id only when not "none").
     tta: Literal["none", "hflip", "flips"] = "none"
     data: dict[str, dict[str, Any]] = {}
@@ -304,11 +311,12 @@ class Cell:
     cell_id: str = ""
     na_reason: str | None = None
     pretrain_id: str | None = None
+    train_mode: str = DEFAULT_TRAIN_MODE
 
     @property
     def axes(self) -> dict:
         return {"backbone": self.backbone, "source": self.source, "ft_fraction": self.ft_fraction,
-                "target": self.target, "transfer": self.transfer, "seed": self.seed}
+                "target": self.target, "transfer": self.transfer, "train_mode": self.train_mode, "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -390,6 +398,7 @@ def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None)
         except ImportError as exc:
             raise SuiteError(f"{where}: plugins: {exc}") from None
     _check_names(cfg, where)
+    train_modes(cfg, where)
     _check_exclusions(cfg, where)
     _check_analysis(cfg, where)
     cells = expand(cfg, where=where)
@@ -491,6 +500,43 @@ def _dataset_options(dname: str, opts: dict | None, where: str) -> dict:
     return resolved
 
 
+def train_modes(cfg: SuiteConfig, where: str = "<suite>") -> dict[str, FinetuneSettings]:
+    """The fine-tuning settings of every train mode on ``axes.train_mode``, by name.
+
+    ``default`` is the suite's ``finetune`` block; a named mode is ``finetune`` updated with what the mode
+    lists. A mode that gives a ``schedule`` drops the block's one-stage ``epochs``/``lr``/``weight_decay``/
+    ``warmup_epochs``, and a mode that gives any of those drops the block's ``schedule``.
+    """
+    if DEFAULT_TRAIN_MODE in cfg.train_modes:
+        raise SuiteError(f"{where}: train_modes.{DEFAULT_TRAIN_MODE}: the name {DEFAULT_TRAIN_MODE!r} is reserved for "
+                         "the 'finetune' block itself; change 'finetune', or give this mode another name")
+    base = cfg.finetune.model_dump(exclude_unset=True)
+    out: dict[str, FinetuneSettings] = {}
+    for i, name in enumerate(cfg.axes.train_mode):
+        if name == DEFAULT_TRAIN_MODE:
+            out[name] = cfg.finetune
+            continue
+        if name not in cfg.train_modes:
+            defined = [DEFAULT_TRAIN_MODE, *cfg.train_modes]
+            raise SuiteError(f"{where}: axes.train_mode[{i}]: unknown train mode {name!r}." + _hint(name, defined)
+                             + f" Defined: {', '.join(map(repr, defined))} (name a mode under 'train_modes:', "
+                             "e.g. 'train_modes: {tl: {schedule: falconi-tl, head: falconi-tl}}').")
+        mode = cfg.train_modes[name]  # a mapping: pydantic checked that
+        _check_unknown_keys(mode, FinetuneSettings, where, ("train_modes", name))
+        merged = dict(base)
+        if "schedule" in mode:
+            for k in _ONE_STAGE_KEYS:
+                merged.pop(k, None)
+        if any(k in mode for k in _ONE_STAGE_KEYS):
+            merged.pop("schedule", None)
+        try:
+            out[name] = FinetuneSettings(**{**merged, **mode})
+        except ValidationError as exc:
+            raise SuiteError("\n".join(f"{where}: train_modes.{name}.{_loc(e['loc'])}: {e['msg']} "
+                                       f"(got {e.get('input')!r})" for e in exc.errors())) from None
+    return out
+
+
 def _check_exclusions(cfg: SuiteConfig, where: str) -> None:
     axes = _axis_values(cfg)
     for i, ex in enumerate(cfg.exclude):
@@ -534,7 +580,7 @@ def _check_analysis(cfg: SuiteConfig, where: str) -> None:
 def _axis_values(cfg: SuiteConfig) -> dict[str, list]:
     a = cfg.axes
     return {"backbone": a.backbone, "source": a.source, "ft_fraction": a.ft_fraction, "target": a.target,
-            "transfer": a.transfer, "seed": a.seed_list}
+            "transfer": a.transfer, "train_mode": a.train_mode, "seed": a.seed_list}
 
 
 def _excluded(axes: dict, exclusions: list[dict]) -> bool:
@@ -595,13 +641,14 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
     """The product of the axes minus exclusions, each cell with its resolved config and id."""
     data_opts = {d: _dataset_options(d, cfg.data.get(d), where)
                  for d in set(cfg.axes.target) | {s for s in cfg.axes.source if s not in SPECIAL_SOURCES}}
+    modes = train_modes(cfg, where)
     cells = []
     a = cfg.axes
-    for backbone, source, frac, target, transfer, seed in itertools.product(
-            a.backbone, a.source, a.ft_fraction, a.target, a.transfer, a.seed_list):
+    for backbone, source, frac, target, transfer, mode, seed in itertools.product(
+            a.backbone, a.source, a.ft_fraction, a.target, a.transfer, a.train_mode, a.seed_list):
         axes = {"backbone": backbone, "source": source, "ft_fraction": float(frac), "target": target,
                 "transfer": transfer, "seed": seed}
-        if _excluded(axes, cfg.exclude):
+        if _excluded({**axes, "train_mode": mode}, cfg.exclude):
             continue
         config: dict[str, Any] = {"protocol": PROTOCOL_VERSION, **axes, "image_size": _size_json(cfg.image_size),
                                   "target_data": data_opts[target]}
@@ -609,7 +656,12 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
             config["hybrid_stage"] = cfg.hybrid_stage
             config["hybrid_width"] = cfg.hybrid_width
         if frac > 0:
-            config["finetune"] = cfg.finetune.resolved()
+            config["finetune"] = modes[mode].resolved()
+        # The mode's name enters the id only when it is not the default, so suites without the axis keep
+        # their ids; without fine-tuning only the first listed mode is computed (the others are NA below).
+        first_mode = a.train_mode[0]
+        if mode != DEFAULT_TRAIN_MODE and (frac > 0 or mode != first_mode):
+            config["train_mode"] = mode
         if cfg.tta != "none":
             config["tta"] = cfg.tta
         pretrain_id = None
@@ -622,8 +674,11 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
             pretrain_id = content_hash(pre)
             config["pretrain"] = pre
         reason = na_reason(source, frac, transfer, backbone)
+        if reason is None and frac == 0 and mode != first_mode:
+            reason = (f"not applicable: without fine-tuning the train mode changes nothing; this is the No FT cell "
+                      f"of train mode {first_mode!r}")
         cells.append(Cell(**axes, config=config, cell_id=content_hash(config), na_reason=reason,
-                          pretrain_id=pretrain_id if reason is None else None))
+                          pretrain_id=pretrain_id if reason is None else None, train_mode=mode))
     if not cells:
         raise SuiteError(f"{where}: exclude: every cell of the product is excluded; nothing to run")
     return cells

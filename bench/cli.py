@@ -157,12 +157,20 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _axis_value(record: dict, axis: str):
+    """A record's value on an axis; records from before the train_mode axis have the default mode."""
+    value = (record.get("cell") or {}).get(axis)
+    return "default" if axis == "train_mode" and value is None else value
+
+
 def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None
                   ) -> Path:
     from bench.report import write_report
 
     # One canonical order, so `bench run` and `bench report` render identical files.
-    records = sorted(records, key=lambda r: tuple(str(r.get("cell", {}).get(k)) for k in AXES))
+    # (the default train mode first, so its rows lead the tables)
+    records = sorted(records, key=lambda r: tuple(
+        "" if k == "train_mode" and _axis_value(r, k) == "default" else str(_axis_value(r, k)) for k in AXES))
     return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records)
 
 
@@ -195,8 +203,7 @@ def cmd_report(args) -> int:
 def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
     """One record per set of axes: a suite edited between runs leaves stale records behind."""
     def key(r):
-        c = r.get("cell", {})
-        return tuple(c.get(k) for k in ("backbone", "source", "ft_fraction", "target", "transfer", "seed"))
+        return tuple(_axis_value(r, k) for k in AXES)
 
     best: dict = {}
     for r in records:

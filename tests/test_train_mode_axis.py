@@ -5,6 +5,7 @@ import copy
 
 import pytest
 
+from bench.cli import main
 from bench.report import records_frame, render_report
 from bench.runner import run_suite, suite_records
 from bench.suite import SuiteError, build_suite
@@ -83,7 +84,7 @@ def test_bad_train_modes_get_one_clear_message(axis, modes, must_contain):
 
 
 @pytest.mark.slow
-def test_the_report_has_one_row_per_backbone_and_mode(tmp_path):
+def test_the_report_has_one_row_per_backbone_and_mode(tmp_path, capsys):
     suite = build_suite(_with_modes(["default", "tl"]))
     summary = run_suite(suite, results_root=tmp_path, progress=False, log=lambda m: None)
     assert summary.failed == 0 and summary.computed == 6  # 2 sources x (1 No FT + 2 modes); 2 NA
@@ -98,3 +99,8 @@ def test_the_report_has_one_row_per_backbone_and_mode(tmp_path):
     report = render_report(records, suite="modes")
     assert "toy_cnn [default]" in report and "toy_cnn [tl]" in report
     assert "train mode changes nothing" in report  # the NA reason is listed
+    # `bench report` from the folder alone keeps every mode's records (none is taken for a stale duplicate)
+    assert main(["report", str(tmp_path / "modes"), "--reports", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "modes" / "report.md").read_text()
+    assert text.index("toy_cnn [default]") < text.index("toy_cnn [tl]")
+    assert "older record" not in capsys.readouterr().err

@@ -94,7 +94,7 @@ def cmd_run(args) -> int:
               "them)", file=sys.stderr)
     svcca_failed = _run_svcca(suite, root) if suite.config.analysis.svcca else 0
     path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports),
-                         _svcca_records(root / suite.name, suite))
+                         _svcca_records(root / suite.name, suite), folder=root / suite.name)
     print(f"report: {path}")
     return 1 if summary.failed or summary.kept_failed or svcca_failed else 0
 
@@ -129,7 +129,7 @@ def cmd_svcca(args) -> int:
     root = _results_root(args.results)
     failed = _run_svcca(suite, root)
     path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports),
-                         _svcca_records(root / suite.name, suite))
+                         _svcca_records(root / suite.name, suite), folder=root / suite.name)
     print(f"report: {path}")
     return 1 if failed else 0
 
@@ -163,14 +163,18 @@ def _axis_value(record: dict, axis: str):
     return "default" if axis == "train_mode" and value is None else value
 
 
-def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None
-                  ) -> Path:
+def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
+                  folder: Path | None = None) -> Path:
     from bench.report import write_report
+    from bench.runner import MANIFEST, read_record_any
 
-    # One canonical order, so `bench run` and `bench report` render identical files.
-    # (the default train mode first, so its rows lead the tables)
-    records = sorted(records, key=lambda r: tuple(
-        "" if k == "train_mode" and _axis_value(r, k) == "default" else str(_axis_value(r, k)) for k in AXES))
+    # One canonical order, so `bench run` and `bench report` render identical files: the suite's own cell
+    # order (backbones, sources ... as listed in the suite) from the folder's manifest, then any other record
+    # by its axes (the default train mode first).
+    man = read_record_any(folder / MANIFEST) if folder is not None else None
+    position = {cid: i for i, cid in enumerate((man or {}).get("cells") or {})}
+    records = sorted(records, key=lambda r: (position.get(r.get("cell_id"), len(position)), tuple(
+        "" if k == "train_mode" and _axis_value(r, k) == "default" else str(_axis_value(r, k)) for k in AXES)))
     return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records)
 
 
@@ -188,7 +192,7 @@ def cmd_report(args) -> int:
         print(f"note: {dropped} older record(s) with the same axes but another config were left out "
               f"(the newest of each is reported)", file=sys.stderr)
     suite = args.suite or records[0].get("suite") or folder.name
-    path = _write_report(records, suite, _reports_root(args.reports), _svcca_records(folder))
+    path = _write_report(records, suite, _reports_root(args.reports), _svcca_records(folder), folder=folder)
     if args.curves:
         from bench.report import accuracy_curves_figure
 

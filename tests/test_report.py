@@ -66,8 +66,9 @@ def test_records_frame_one_row_per_record_with_axes_and_metrics():
             make_record(seed=2, ece=0.05)]
     df = records_frame(recs)
     assert len(df) == 4
-    assert list(df.columns[:9]) == ["cell_id", "status", "reason", "backbone", "source", "ft_fraction", "target",
-                                    "transfer", "seed"]
+    assert list(df.columns[:10]) == ["cell_id", "status", "reason", "backbone", "source", "ft_fraction", "target",
+                                     "transfer", "train_mode", "seed"]
+    assert set(df["train_mode"]) == {"default"}  # records without the axis: the default mode, backbone kept
     assert {"auc", "beta", "train_acc", "n_eval", "ece"} <= set(df.columns)
     assert df.loc[0, "auc"] == 0.7
     assert math.isnan(df.loc[1, "auc"]) and df.loc[1, "reason"] == "boom"  # failed: no metrics

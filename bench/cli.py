@@ -7,6 +7,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bench.errors import UserError
+
 EPILOG = """examples:
   bench run smoke                      run the smoke suite on synthetic data, then render its report
   bench validate suites/smoke.yaml     check a suite; print cells, NA cells and pre-training jobs
@@ -23,7 +25,7 @@ EPILOG = """examples:
 AXES = ("backbone", "target", "source", "ft_fraction", "transfer", "train_mode", "seed")
 
 
-class CliError(Exception):
+class CliError(UserError):
     """A user-facing error: printed as one message, exit code 2."""
 
 
@@ -110,6 +112,10 @@ def _run_svcca(suite, root: Path) -> int:
 
 
 def _svcca_records(folder: Path, suite=None) -> list[dict]:
+    if suite is None:  # `bench report`: whatever the folder holds (no torch import)
+        from bench.records import SVCCA_DIR, latest_svcca_records
+
+        return latest_svcca_records(folder / SVCCA_DIR)
     from bench.runner.svcca import svcca_dir, svcca_records
 
     return svcca_records(svcca_dir(folder.parent, folder.name), suite)
@@ -166,7 +172,7 @@ def _axis_value(record: dict, axis: str):
 def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
                   folder: Path | None = None) -> Path:
     from bench.report import write_report
-    from bench.runner import MANIFEST, read_record_any
+    from bench.records import MANIFEST, read_record_any
 
     # One canonical order, so `bench run` and `bench report` render identical files: the suite's own cell
     # order (backbones, sources ... as listed in the suite) from the folder's manifest, then any other record
@@ -392,14 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pydantic import ValidationError
 
-    from bench.backbones._base import WeightsNotFoundError
-    from bench.data.items import DatasetFormatError
-    from bench.registry import UnknownNameError
-    from bench.suite import SuiteError
-
     try:
         return args.func(args)
-    except (CliError, SuiteError, UnknownNameError, WeightsNotFoundError, DatasetFormatError) as exc:
+    except UserError as exc:  # bad input of any kind: CliError, SuiteError, UnknownNameError, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:  # dataset options given on the command line

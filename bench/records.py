@@ -66,6 +66,18 @@ def read_record(path: str | Path) -> dict | None:
     return rec if isinstance(rec, dict) and "status" in rec and "cell_id" in rec else None
 
 
+MANIFEST = "_suite.json"  # results/<suite>/_suite.json: the suite's cells, written by `bench run`
+
+
+def read_record_any(path: str | Path) -> dict | None:
+    """Any JSON object (a manifest, a record), or None if the file is missing or not a whole JSON object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def iter_records(results_dir: str | Path) -> Iterator[dict]:
     """Every complete record in a suite's results folder (temp files and other JSON are skipped)."""
     for p in sorted(Path(results_dir).glob("*.json")):
@@ -81,3 +93,26 @@ def load_records(results_dir: str | Path) -> list[dict]:
 def is_finished(results_dir: str | Path, cell_id: str) -> bool:
     rec = read_record(record_path(results_dir, cell_id))
     return rec is not None and rec.get("status") in FINISHED
+
+
+SVCCA_DIR = "svcca"  # results/<suite>/svcca/: the per-layer SVCCA records (see bench.runner.svcca)
+
+
+def latest_svcca_records(folder: str | Path) -> list[dict]:
+    """The newest SVCCA record of each (backbone, source, target, seed) under ``folder``
+    (``results/<suite>/svcca``); a suite edited between runs leaves stale ones behind."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    latest: dict[tuple, dict] = {}
+    for path in sorted(folder.glob("*.json")):
+        rec = read_record(path)
+        if rec is None or rec.get("kind") != "svcca":
+            continue
+        job = rec.get("job") or {}
+        key = tuple(job.get(k) for k in ("backbone", "source", "target", "seed"))
+        date = (rec.get("provenance") or {}).get("date", "")
+        if key not in latest or date > (latest[key].get("provenance") or {}).get("date", ""):
+            latest[key] = rec
+    return sorted(latest.values(), key=lambda r: tuple(str((r.get("job") or {}).get(k))
+                                                        for k in ("backbone", "source", "target", "seed")))

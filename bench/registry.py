@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
+from bench.errors import UserError
+
 T = TypeVar("T")
 
 BUILT_IN = "built-in"
@@ -23,7 +25,7 @@ BUILT_IN = "built-in"
 _origin_stack: list[str] = []
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """Raised for a name no registry entry matches; ``str()`` is the user-facing message."""
 
     def __init__(self, kind: str, name: str, suggestions: list[str], available: list[str], *, hint: str = ""):

@@ -20,6 +20,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bench.errors import UserError
 from bench.registry import UnknownNameError, closest, import_plugin_module
 
 # Bump when the meaning of a cell changes (training protocol, metric definitions): it is part of
@@ -35,7 +36,7 @@ STAGES = ("conv1", "block1", "block2", "block3", "block4")
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError, ValueError):
     """A suite file is invalid; the message names file, field, bad value and the fix."""
 
 

@@ -189,6 +189,23 @@ def test_report_statistics_need_neither_torch_nor_training(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
+def test_bench_report_command_imports_no_torch(tmp_path):
+    """`bench report results/<suite>` re-renders from the folder alone, without importing torch (seconds)."""
+    import json
+
+    folder = tmp_path / "results" / "t"
+    folder.mkdir(parents=True)
+    for rec in _three_seed_records():
+        (folder / f"{rec['cell_id']}.json").write_text(json.dumps(rec))
+    code = ("import sys; from bench.cli import main; "
+            f"rc = main(['report', {str(folder)!r}, '--reports', {str(tmp_path / 'rep')!r}]); "
+            "assert rc == 0, rc; assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
+    assert (tmp_path / "rep" / "t" / "report.md").exists()
+
+
 def test_predictions_frame_uses_patients_as_bootstrap_groups():
     recs = _three_seed_records()[:1]
     frame = predictions_frame(recs)

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench.errors import UserError
 from bench.registry import PluginError, Registry
 
 WEIGHTS_ENV = "BENCH_WEIGHTS_DIR"
@@ -36,7 +37,7 @@ DOWNLOAD_ENV = "BENCH_ALLOW_DOWNLOAD"
 STAGE_NAMES = ("conv1", "block1", "block2", "block3", "block4")
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """No local ImageNet checkpoint for a backbone; the message says where to put one."""
 
 

@@ -18,10 +18,12 @@ from typing import Literal
 
 import numpy as np
 
+from bench.errors import UserError
+
 Reader = Literal["dicom", "image", "npz"]
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(UserError, ValueError):
     """A dataset folder or file is not in the expected format; the message names the path and the fix."""
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.records import read_record, record_path, write_json_atomic
+from bench.records import MANIFEST, read_record, read_record_any, record_path, write_json_atomic
 from bench.runner.executors import RunSummary, run_local, run_submitit
 from bench.runner.plan import Plan, build_plan
 from bench.runner.worker import failed_record
@@ -29,7 +29,6 @@ __all__ = [
     "suite_records",
 ]
 
-MANIFEST = "_suite.json"
 
 
 def executor_settings(suite: Suite, **overrides) -> ExecutorSettings:
@@ -45,16 +44,6 @@ def check_results_folder(suite: Suite, out: Path) -> None:
         raise SuiteError(f"{out}: this results folder belongs to suite {man.get('suite')!r} "
                          f"({man.get('path') or 'no file'}), not {suite.name!r}; use another --results root, or "
                          f"move the folder back to {out.parent / str(man.get('suite'))}")
-
-
-def read_record_any(path: Path) -> dict | None:
-    import json
-
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return obj if isinstance(obj, dict) else None
 
 
 def write_manifest(suite: Suite, out: Path, settings: ExecutorSettings) -> None:

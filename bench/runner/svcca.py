@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.records import SCHEMA, read_record, record_path, write_json_atomic
+from bench.records import SCHEMA, SVCCA_DIR, latest_svcca_records, read_record, record_path, write_json_atomic
 from bench.suite import SPECIAL_SOURCES, Axes, Cell, Suite, content_hash, expand
 
 __all__ = [
@@ -89,7 +89,7 @@ class SvccaSummary:
 
 
 def svcca_dir(results_root: str | Path, suite: str) -> Path:
-    return Path(results_root) / suite / "svcca"
+    return Path(results_root) / suite / SVCCA_DIR
 
 
 def svcca_jobs(suite: Suite) -> list[SvccaJob]:
@@ -321,17 +321,4 @@ def svcca_records(folder: str | Path, suite: Suite | None = None) -> list[dict]:
     if suite is not None:
         recs = (read_record(record_path(folder, job.analysis_id)) for job in svcca_jobs(suite))
         return [r for r in recs if r is not None]
-    if not folder.is_dir():
-        return []
-    latest: dict[tuple, dict] = {}  # a suite edited between runs leaves stale records: keep the newest per job
-    for path in sorted(folder.glob("*.json")):
-        rec = read_record(path)
-        if rec is None or rec.get("kind") != "svcca":
-            continue
-        job = rec.get("job") or {}
-        key = tuple(job.get(k) for k in ("backbone", "source", "target", "seed"))
-        date = (rec.get("provenance") or {}).get("date", "")
-        if key not in latest or date > (latest[key].get("provenance") or {}).get("date", ""):
-            latest[key] = rec
-    return sorted(latest.values(), key=lambda r: tuple(str((r.get("job") or {}).get(k))
-                                                        for k in ("backbone", "source", "target", "seed")))
+    return latest_svcca_records(folder)

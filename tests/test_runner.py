@@ -240,3 +240,25 @@ def test_the_submitit_executor_completes_a_suite(tmp_path):
     assert all(r["provenance"]["slurm"] and "submitit_local_job_id" in r["provenance"]["slurm"] for r in recs)
     starts = journal_starts(tmp_path / "runner")
     assert set(starts.values()) == {1}
+
+
+def test_a_run_removes_old_temp_files_left_by_a_kill_and_keeps_fresh_ones(tmp_path):
+    """Atomic writes leave `.<name>.*.tmp` behind when killed; the next run deletes the old ones only (a runner
+    sharing the folder may be writing a fresh one)."""
+    from bench.runner import STALE_TEMP_SECONDS
+
+    raw = {"name": "tmpclean", "axes": {"backbone": ["toy_cnn"], "source": ["imagenet"], "ft_fraction": [0],
+                                        "target": ["synth-inbreast"]}}  # every cell NA: runs in no time
+    suite = build_suite(raw)
+    folder, pre = tmp_path / "tmpclean", tmp_path / "pretrain"
+    folder.mkdir()
+    pre.mkdir()
+    old = [folder / ".abc.json.x1.tmp", pre / "xyz.pt.tmp"]
+    fresh = folder / ".def.json.x2.tmp"
+    for p in [*old, fresh]:
+        p.write_text("partial")
+    past = time.time() - STALE_TEMP_SECONDS - 60
+    for p in old:
+        os.utime(p, (past, past))
+    run_suite(suite, results_root=tmp_path, progress=False, log=lambda m: None)
+    assert not any(p.exists() for p in old) and fresh.exists()

@@ -98,6 +98,7 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: b
     check_data_roots(suite)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(suite, out, settings)
+    remove_stale_temp_files([out, out / "svcca", results_root / "pretrain"])
     say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     t0 = time.perf_counter()
     plan = build_plan(suite, results_root, retry_failed=retry_failed)
@@ -111,6 +112,24 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: b
         run_local(plan, settings, summary, say=say, progress=progress)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+STALE_TEMP_SECONDS = 6 * 3600
+
+
+def remove_stale_temp_files(folders: list[Path], older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Delete the temp files of atomic writes that a killed process left behind (``.<name>.*.tmp``,
+    ``*.pt.tmp``). Only old ones: a runner sharing the folder may be writing one right now."""
+    now, n = time.time(), 0
+    for folder in folders:
+        for p in folder.glob("*.tmp") if folder.is_dir() else ():
+            try:
+                if now - p.stat().st_mtime > older_than:
+                    p.unlink()
+                    n += 1
+            except FileNotFoundError:  # another runner removed or renamed it meanwhile
+                pass
+    return n
 
 
 def suite_records(suite: Suite, results_root: str | Path = "results") -> list[dict]:

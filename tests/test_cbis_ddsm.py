@@ -246,6 +246,13 @@ def test_load_dataset(tree):
     assert d.labels.tolist() == [1, 0, 1, 1, 0] and len(set(d.patient_ids)) == 3
     roi = load_dataset("cbis-ddsm", {"mode": "roi"}, image_size=32, root=root)
     assert roi.images.shape == (7, 32, 32)
+    # the lesion kind of every image is known, so patch_cnn's source pre-training gets Shen's 5 patch classes
+    assert sorted(set(d.meta["lesion_kind"])) == ["calc", "calc+mass", "mass"]
+    assert sorted(roi.meta["lesion_kind"]) == ["calc"] * 3 + ["mass"] * 4
+    from bench.data.patches import PATCH_CLASSES_5, sample_patches
+
+    patches = sample_patches(d, patch_size=8, per_lesion=2, background_per_image=2, min_tissue=0.0)
+    assert patches.classes == PATCH_CLASSES_5
 
 
 @pytest.mark.parametrize("dicom_info", [True, False])

@@ -215,3 +215,12 @@ def test_located_abnormalities_become_circular_masks(tree):
     assert small[round((1024 - SPOT[2]) / 16), round(SPOT[1] / 16)]
     assert not read_mask(by_id["mdb902"], shape=(16, 16)).any()  # NORM: an empty mask, not a missing one
     assert by_id["mdb907"].mask_shapes is None  # *NOTE 3*: no coordinates, mask unknown
+
+
+def test_lesion_kind_from_the_class_column(tree):
+    """CALC -> calc, CIRC/SPIC/MISC -> mass (patch_cnn's 5 patch classes); ARCH/ASYM are neither -> unknown."""
+    by_id = {it.image_id: it.meta["lesion_kind"] for it in mias.scan(opts(), tree).items}
+    assert by_id["mdb901"] == "mass" and by_id["mdb903"] == "calc" and by_id["mdb905"] == "calc+mass"
+    assert by_id["mdb902"] == "" and by_id["mdb908"] is None
+    d = load_dataset("mias", {}, image_size=32, root=tree)
+    assert "lesion_kind" not in d.meta  # one finding of unknown kind: no per-image list, patches use 3 classes

@@ -160,6 +160,9 @@ def load_scanned(name: str, scan, options, *, image_size: Size, root: Path | Non
     images = arrays["images"][keep]
     masks = arrays["masks"][keep] if arrays["has_mask"][keep].all() else None
     patients = np.array([it.patient_id for it in items]) if result.has_patients else None
+    kinds = [it.meta.get("lesion_kind") for it in items]  # mass / calc per image, where the adapter knows it
+    if all(k is not None for k in kinds):
+        info["lesion_kind"] = kinds
     groups = None
     if patients is None:
         groups, info["near_duplicates"] = near_duplicate_groups(

@@ -791,6 +791,7 @@ def _image_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result
             view=view, laterality=side[0], mask_paths=tuple(dict.fromkeys(masks)),
             meta={"official_split": _official_split(kept), "series": cases, "layout": layout,
                   "abnormality_types": sorted({r.kind for r in kept}),
+                  "lesion_kind": "+".join(sorted({r.kind for r in kept})),  # "calc", "mass" or "calc+mass"
                   "pathologies": sorted({r.pathology for r in kept}),
                   "abnormalities": [_abn_meta(r) for r in kept],
                   "ignored_bwc": len(grp) - len(kept)}))
@@ -826,7 +827,7 @@ def _roi_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result: 
             patient_id=r.patient_id, view=r.view, laterality=r.side[0], mask_paths=(mask,),
             meta={"official_split": r.split, "full_image": str(full) if full else None,
                   "layout": layout or ("tcia-classic" if tree.expected(r.crop_rel).is_file() else "tcia-dated"),
-                  **_abn_meta(r)}))
+                  "lesion_kind": r.kind, **_abn_meta(r)}))
     if no_full:
         result.warnings.append(f"{len(set(no_full))} full image(s) referenced by the CSVs are missing (not needed in "
                                f"roi mode; meta['full_image'] is None), e.g. {sorted(set(no_full))[0]}")

@@ -66,6 +66,23 @@ class MIASOptions(DatasetOptions):
                                                                  "aspect ratio (zero padding) or stretching")
 
 
+MASS_CLASSES = ("CIRC", "SPIC", "MISC")  # circumscribed, spiculated, ill-defined masses
+
+
+def lesion_kind(abnormalities: list[dict]) -> str | None:
+    """``"mass"``, ``"calc"``, both joined by ``+``, ``""`` for a normal film, or None when a finding is neither
+    (architectural distortion ARCH, asymmetry ASYM): patch sampling then falls back to 3 classes."""
+    kinds = set()
+    for r in abnormalities:
+        if r["class"] == "CALC":
+            kinds.add("calc")
+        elif r["class"] in MASS_CLASSES:
+            kinds.add("mass")
+        else:
+            return None
+    return "+".join(sorted(kinds))
+
+
 def patient_of(refnum: str) -> str:
     """The film-pair patient id of ``mdbNNN``: ``mdb(2k-1)+mdb(2k)`` with ``k = (NNN + 1) // 2``."""
     k = (int(refnum[3:]) + 1) // 2
@@ -254,7 +271,8 @@ def scan(options: MIASOptions, root: Path) -> Scan:
         meta = {"refnum": refnum, "severity": sev, "label_raw": sev, "background": recs[0]["background"],
                 "classes": sorted({r["class"] for r in recs}), "abnormalities": abn,
                 "info_lines": [r["line"] for r in recs], "file": path.relative_to(root).as_posix(),
-                "coordinates": f"row/col: top-left origin, {FILM_SIZE} x {FILM_SIZE} film (row = {FILM_SIZE} - Y)"}
+                "coordinates": f"row/col: top-left origin, {FILM_SIZE} x {FILM_SIZE} film (row = {FILM_SIZE} - Y)",
+                "lesion_kind": lesion_kind(abn)}
         circles = tuple(("circle", (r["row"], r["col"], r["radius"])) for r in abn if r["row"] is not None)
         # located abnormalities give a mask; an abnormality without coordinates leaves the mask unknown
         shapes = circles if all(r["row"] is not None for r in abn) else None

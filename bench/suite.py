@@ -286,6 +286,9 @@ class SuiteConfig(_Frozen):
     hybrid_width: float = Field(default=0.5, gt=0, le=1)
     pretrain: PretrainSettings = PretrainSettings()
     finetune: FinetuneSettings = FinetuneSettings()
+    # Settings for one backbone only (e.g. MorphHR at twice the image size, a lower rate for vgg16): each
+    # lists what differs from the suite's ``image_size``, ``pretrain`` and ``finetune``. See backbone_config.
+    per_backbone: dict[str, dict[str, Any]] = {}
     # Named variants of ``finetune`` for the train_mode axis: each lists only what differs from ``finetune``
     # (e.g. ``falconi-tl: {schedule: falconi-tl, head: falconi-tl}``).
     train_modes: dict[str, dict[str, Any]] = {}
@@ -399,7 +402,7 @@ def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None)
         except ImportError as exc:
             raise SuiteError(f"{where}: plugins: {exc}") from None
     _check_names(cfg, where)
-    train_modes(cfg, where)
+    _check_per_backbone(cfg, where)
     _check_exclusions(cfg, where)
     _check_analysis(cfg, where)
     cells = expand(cfg, where=where)
@@ -501,6 +504,59 @@ def _dataset_options(dname: str, opts: dict | None, where: str) -> dict:
     return resolved
 
 
+PER_BACKBONE_KEYS = ("image_size", "pretrain", "finetune")
+
+
+def backbone_config(cfg: SuiteConfig, backbone: str, where: str = "<suite>") -> SuiteConfig:
+    """The suite's settings as one backbone's cells see them: ``per_backbone.<backbone>`` merged in.
+
+    ``image_size`` replaces the suite's; ``pretrain`` and ``finetune`` update the suite's blocks key by key
+    (a ``schedule`` drops the one-stage ``epochs/lr/weight_decay/warmup_epochs``, and the other way round, as
+    in ``train_modes``). Without an entry the suite's own settings, so cell ids do not change.
+    """
+    over = cfg.per_backbone.get(backbone)
+    if not over:
+        return cfg
+    update: dict[str, Any] = {}
+    for key, value in over.items():
+        if key == "image_size":
+            update[key] = value
+            continue
+        model = type(getattr(cfg, key))
+        if not isinstance(value, dict):
+            raise SuiteError(f"{where}: per_backbone.{backbone}.{key}: a mapping of {key} fields, got {value!r}")
+        _check_unknown_keys(value, model, where, ("per_backbone", backbone, key))
+        update[key] = _merged(getattr(cfg, key).model_dump(exclude_unset=True), value)
+    raw = {**cfg.model_dump(exclude_unset=True), **update, "per_backbone": {}}
+    try:
+        return SuiteConfig(**raw)
+    except ValidationError as exc:
+        raise SuiteError("\n".join(f"{where}: per_backbone.{backbone}.{_loc(e['loc'])}: {e['msg']} "
+                                   f"(got {e.get('input')!r})" for e in exc.errors())) from None
+
+
+def _check_per_backbone(cfg: SuiteConfig, where: str) -> None:
+    for b, over in cfg.per_backbone.items():
+        if b not in cfg.axes.backbone:
+            raise SuiteError(f"{where}: per_backbone.{b}: {b!r} is not on axes.backbone ({cfg.axes.backbone}); "
+                             "the settings would apply to nothing." + _hint(b, cfg.axes.backbone))
+        for key in over:
+            if key not in PER_BACKBONE_KEYS:
+                raise SuiteError(f"{where}: per_backbone.{b}.{key}: unknown key {key!r}." + _hint(key, list(
+                    PER_BACKBONE_KEYS)) + f" A backbone may set: {', '.join(PER_BACKBONE_KEYS)}.")
+
+
+def _merged(base: dict, update: dict) -> dict:
+    """``base`` updated by ``update``; a schedule and the one-stage fields replace each other."""
+    merged = dict(base)
+    if "schedule" in update:
+        for k in _ONE_STAGE_KEYS:
+            merged.pop(k, None)
+    if any(k in update for k in _ONE_STAGE_KEYS):
+        merged.pop("schedule", None)
+    return {**merged, **update}
+
+
 def train_modes(cfg: SuiteConfig, where: str = "<suite>") -> dict[str, FinetuneSettings]:
     """The fine-tuning settings of every train mode on ``axes.train_mode``, by name.
 
@@ -524,14 +580,8 @@ def train_modes(cfg: SuiteConfig, where: str = "<suite>") -> dict[str, FinetuneS
                              "e.g. 'train_modes: {tl: {schedule: falconi-tl, head: falconi-tl}}').")
         mode = cfg.train_modes[name]  # a mapping: pydantic checked that
         _check_unknown_keys(mode, FinetuneSettings, where, ("train_modes", name))
-        merged = dict(base)
-        if "schedule" in mode:
-            for k in _ONE_STAGE_KEYS:
-                merged.pop(k, None)
-        if any(k in mode for k in _ONE_STAGE_KEYS):
-            merged.pop("schedule", None)
         try:
-            out[name] = FinetuneSettings(**{**merged, **mode})
+            out[name] = FinetuneSettings(**_merged(base, mode))
         except ValidationError as exc:
             raise SuiteError("\n".join(f"{where}: train_modes.{name}.{_loc(e['loc'])}: {e['msg']} "
                                        f"(got {e.get('input')!r})" for e in exc.errors())) from None
@@ -642,7 +692,8 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
     """The product of the axes minus exclusions, each cell with its resolved config and id."""
     data_opts = {d: _dataset_options(d, cfg.data.get(d), where)
                  for d in set(cfg.axes.target) | {s for s in cfg.axes.source if s not in SPECIAL_SOURCES}}
-    modes = train_modes(cfg, where)
+    own = {b: backbone_config(cfg, b, where) for b in cfg.axes.backbone}  # per_backbone merged in
+    modes = {b: train_modes(own[b], where) for b in cfg.axes.backbone}
     cells = []
     a = cfg.axes
     for backbone, source, frac, target, transfer, mode, seed in itertools.product(
@@ -651,13 +702,14 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
                 "transfer": transfer, "seed": seed}
         if _excluded({**axes, "train_mode": mode}, cfg.exclude):
             continue
-        config: dict[str, Any] = {"protocol": PROTOCOL_VERSION, **axes, "image_size": _size_json(cfg.image_size),
+        size = _size_json(own[backbone].image_size)
+        config: dict[str, Any] = {"protocol": PROTOCOL_VERSION, **axes, "image_size": size,
                                   "target_data": data_opts[target]}
         if transfer == "hybrid":
             config["hybrid_stage"] = cfg.hybrid_stage
             config["hybrid_width"] = cfg.hybrid_width
         if frac > 0:
-            config["finetune"] = modes[mode].resolved()
+            config["finetune"] = modes[backbone][mode].resolved()
         # The mode's name enters the id only when it is not the default, so suites without the axis keep
         # their ids; without fine-tuning only the first listed mode is computed (the others are NA below).
         first_mode = a.train_mode[0]
@@ -670,8 +722,8 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
             config["weights"] = cfg.weights[backbone]
         if source not in SPECIAL_SOURCES:
             pre = {"protocol": PROTOCOL_VERSION, "backbone": backbone, "source": source, "seed": seed,
-                   "image_size": _size_json(cfg.image_size), "source_data": data_opts[source],
-                   **_pretrain_settings(cfg, backbone, where)}
+                   "image_size": size, "source_data": data_opts[source],
+                   **_pretrain_settings(own[backbone], backbone, where)}
             pretrain_id = content_hash(pre)
             config["pretrain"] = pre
         reason = na_reason(source, frac, transfer, backbone)

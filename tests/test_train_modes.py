@@ -284,6 +284,7 @@ def test_train_modes_suite_end_to_end(tmp_path):
     raw = load_suite("train-modes")
     cfg = raw.config.model_dump(mode="json", exclude_unset=True)
     cfg["axes"]["source"] = ["random"]
+    cfg["axes"]["train_mode"] = ["default"]  # the finetune block itself (tests/test_train_mode_axis.py: the axis)
     cfg["data"]["synth-inbreast"]["n_images"] = 48
     cfg["executor"] = {"workers": 0}  # in this process: no worker start-up
     suite = build_suite(cfg, name="train-modes-e2e")

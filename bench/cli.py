@@ -407,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
                                     for e in exc.errors()), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bench ... | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: finished cells are saved; run the same command again to resume", file=sys.stderr)
         return 130

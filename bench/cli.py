@@ -278,6 +278,11 @@ def cmd_data_check(args) -> int:
             print(f"error: {len(summary['problems'])} referenced file(s) missing or unreadable (listed above); "
                   "fix them or pass --skip-bad", file=sys.stderr)
         return 1
+    if not summary["images"]:
+        print(f"error: no usable image in {summary['root']} (see the warnings and exclusions"
+              f"{'' if args.json else ' above'}): nothing to train or test on; check that --root is the dataset's "
+              f"folder and that its images are in place", file=sys.stderr)
+        return 1
     return 0
 
 

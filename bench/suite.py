@@ -348,6 +348,24 @@ def content_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
+DATA_KEYS = ("target_data", "source_data")
+
+
+def identity_hash(config: dict) -> str:
+    """Id of a cell, pre-training or SVCCA config: its content hash with every dataset's ``root`` left out.
+
+    Where a dataset sits on disk does not change what a cell computes, so moving the data (or running the
+    same suite on another machine) keeps the ids and the finished cells; the images a cell used are in its
+    record's ``split.hash``.
+    """
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: ({kk: vv for kk, vv in v.items() if kk != "root"} if k in DATA_KEYS and isinstance(v, dict)
+                        else strip(v)) for k, v in x.items()}
+        return x
+    return content_hash(strip(config))
+
+
 # --------------------------------------------------------------------------- loading
 
 def resolve_suite_path(name_or_path: str | Path) -> Path:
@@ -724,13 +742,13 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
             pre = {"protocol": PROTOCOL_VERSION, "backbone": backbone, "source": source, "seed": seed,
                    "image_size": size, "source_data": data_opts[source],
                    **_pretrain_settings(own[backbone], backbone, where)}
-            pretrain_id = content_hash(pre)
+            pretrain_id = identity_hash(pre)
             config["pretrain"] = pre
         reason = na_reason(source, frac, transfer, backbone)
         if reason is None and frac == 0 and mode != first_mode:
             reason = (f"not applicable: without fine-tuning the train mode changes nothing; this is the No FT cell "
                       f"of train mode {first_mode!r}")
-        cells.append(Cell(**axes, config=config, cell_id=content_hash(config), na_reason=reason,
+        cells.append(Cell(**axes, config=config, cell_id=identity_hash(config), na_reason=reason,
                           pretrain_id=pretrain_id if reason is None else None, train_mode=mode))
     if not cells:
         raise SuiteError(f"{where}: exclude: every cell of the product is excluded; nothing to run")

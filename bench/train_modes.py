@@ -81,8 +81,9 @@ SCHEDULE_PRESETS: dict[str, list[dict[str, Any]]] = {
         {"trainable": "all", "epochs": 20, "lr": 1e-5, "weight_decay": 1e-4, "lr_decay": "constant"},
     ],
     # Falconi et al. 2020: TL trains the new head only at 1e-5, FT from layer gamma at 2e-7, both for up to
-    # 1000 epochs with early stopping (patience 50) -- pair these with ``early_stopping``. gamma = block3
-    # is the stage of VGG16's layer 8-10 (the paper's VGG16-8-FT / VGG16-10-FT); name another with from:<stage>.
+    # 1000 epochs with early stopping (patience 50) -- pair these with ``early_stopping``. gamma = block3 is
+    # VGG19's layer 17 (the paper's VGG19-17-FT) by our reading of Keras's layer lists; VGG16's gamma 10 is
+    # from:block2 and gamma 8 from:block1 (suites/falconi.yaml names them); write other stages explicitly.
     "falconi-tl": [{"trainable": "head", "epochs": 1000, "lr": 1e-5, "weight_decay": 0.0, "lr_decay": "constant"}],
     "falconi-ft": [{"trainable": "from:block3", "epochs": 1000, "lr": 2e-7, "weight_decay": 0.0,
                     "lr_decay": "constant"}],

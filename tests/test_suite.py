@@ -131,3 +131,36 @@ def test_yaml_is_loaded_safely(tmp_path):
     p.write_text("axes: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(SuiteError, match="not valid YAML"):
         load_suite(p)
+
+
+def test_moving_a_dataset_folder_keeps_cell_and_pretraining_ids(tmp_path):
+    """Ids name what a cell computes, not where the data sits: moved data keeps the finished cells."""
+    axes = {"backbone": ["resnet18"], "source": ["random", "cbis-ddsm"], "ft_fraction": [0, 0.1],
+            "target": ["inbreast"], "seeds": 1}
+
+    def ids(root_a, root_b, **inbreast):
+        s = build_suite({"axes": axes, "data": {"inbreast": {"root": root_a, **inbreast},
+                                                  "cbis-ddsm": {"root": root_b}}})
+        return [c.cell_id for c in s.cells], [c.pretrain_id for c in s.cells]
+
+    here = ids("/data/inbreast", "/data/cbis")
+    assert ids("/mnt/other/INbreast", "/scratch/CBIS-DDSM") == here
+    assert ids("/data/inbreast", "/data/cbis", policy="zhu")[0] != here[0]  # options still count
+
+
+def test_every_missing_dataset_folder_is_named_at_once(tmp_path, capsys, monkeypatch):
+    from bench.cli import main
+
+    monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+    suite = tmp_path / "two.yaml"
+    suite.write_text(textwrap.dedent(f"""
+        axes: {{backbone: [resnet18], source: [random, cbis-ddsm], ft_fraction: [0], target: [inbreast], seeds: 1}}
+        data:
+          inbreast: {{root: {tmp_path / 'nope-inbreast'}}}
+          cbis-ddsm: {{root: {tmp_path / 'nope-cbis'}}}
+    """))
+    rc = main(["run", str(suite), "--results", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err
+    assert "nope-inbreast" in err and "nope-cbis" in err, err
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("*.json"))

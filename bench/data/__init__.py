@@ -116,8 +116,9 @@ def data_root(name: str, root: str | Path | None) -> Path:
                                  f"--data-root, or set BENCH_DATA_ROOT (then it is $BENCH_DATA_ROOT/{name})")
     root = Path(root)
     if not root.is_dir():
-        raise DatasetFormatError(f"dataset {name!r}: folder {root} does not exist; fix data.{name}.root, "
-                                 f"--data-root or BENCH_DATA_ROOT")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DatasetFormatError(f"dataset {name!r}: folder {root} {what}; fix data.{name}.root, "
+                                 f"--data-root or BENCH_DATA_ROOT (it must be the dataset's folder)")
     return root
 
 

@@ -98,6 +98,7 @@ Missing files
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections import Counter, defaultdict
@@ -239,14 +240,21 @@ def read_case_csv(path: Path, kind: str, split: str, warnings: list[str], exclud
     Raises:
         DatasetFormatError: the file cannot be parsed or lacks a required column.
     """
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        header = f.readline()
-    sep = ";" if header.count(";") > header.count(",") else ","
+    raw = path.read_bytes()
     try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # re-saved by a spreadsheet on Windows
+        text = raw.decode("cp1252", errors="replace")
+        warnings.append(f"{path.name} is not UTF-8; read as Windows-1252 (descriptor spellings may differ)")
+    header = text.split("\n", 1)[0]
+    sep = max((",", ";", "\t"), key=header.count)  # ',' in the release; ';' or tab in re-saved copies
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as exc:
         raise DatasetFormatError(f"{path}: not a readable CBIS-DDSM case-description CSV ({exc}); replace it with "
                                  "the file from the TCIA CBIS-DDSM page") from None
+    if df.empty:
+        warnings.append(f"{path.name} has a header but no data row: no abnormality of {kind}-{split} is read")
     normalised = {_norm_col(c): c for c in df.columns}
     cols: dict[str, str] = {}
     for canon, spellings in COLUMNS.items():
@@ -395,6 +403,13 @@ class _Tree:
         base = self.index[rel[0]][0].parent if rel[0] in self.index else self.image_dirs[0]
         return base.joinpath(*rel)
 
+    def where(self, rel: tuple[str, ...], what: str) -> str:
+        """Where a CSV path's file was looked for, for problem messages."""
+        return f"{self.expected(rel)} (classic layout) or {what} under {self.expected(rel[:1])}/ (dated layout)"
+
+    def roi_layout(self, rel: tuple[str, ...]) -> str:
+        return "tcia-classic" if self.expected(rel).is_file() else "tcia-dated"
+
     def _dicoms(self, case: str) -> list[Path]:
         return sorted(p for d in self.index.get(case, []) for p in d.rglob("*") if p.suffix.lower() == ".dcm"
                       and p.is_file())
@@ -541,6 +556,12 @@ class _KaggleTree:
     def expected(self, rel: tuple[str, ...]) -> Path:
         return self.jpeg_dir / (rel[2] if len(rel) >= 3 else rel[0])
 
+    def where(self, rel: tuple[str, ...], what: str) -> str:
+        return f"a JPEG in {self.expected(rel)}/ (the series UID of the CSV path {'/'.join(rel)})"
+
+    def roi_layout(self, rel: tuple[str, ...]) -> str:
+        return "kaggle-jpeg"
+
     def _files(self, rel: tuple[str, ...]) -> list[Path]:
         d = self.expected(rel)
         return sorted(p for p in d.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if d.is_dir() else []
@@ -569,16 +590,20 @@ class _KaggleTree:
             self._roi[key] = (None, None, f"no JPEG in {self.expected(row.crop_rel)}/")
             return self._roi[key]
         full, _, _ = self.full_image(row.image_rel)
-        try:
-            sizes = {p: Image.open(p).size for p in files + ([full] if full else [])}
-        except OSError as exc:
-            self._roi[key] = (None, None, f"unreadable JPEG ({exc})")
-            return self._roi[key]
+        sizes, binary = {}, {}
+        for p in files + ([full] if full else []):
+            try:
+                with Image.open(p) as im:
+                    sizes[p] = im.size
+                binary[p] = _looks_binary(p)
+            except OSError as exc:
+                self._roi[key] = (None, None, f"unreadable JPEG {p} ({exc})")
+                return self._roi[key]
 
         def maskness(p: Path) -> tuple:
             role = self.roles.get(p, "")
             return (full is not None and sizes[p] == sizes[full], "mask" in role or role == "unknown",
-                    "crop" not in role, _looks_binary(p))
+                    "crop" not in role, binary[p])
 
         ranked = sorted(files, key=maskness, reverse=True)
         if len(files) == 1 or maskness(ranked[0]) == maskness(ranked[-1]):
@@ -776,9 +801,8 @@ def _image_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result
                 _, mask, note = tree.roi_files(r)
                 if mask is None:
                     ok = False
-                    result.problems.append(f"{r.where}: ROI mask missing: expected {tree.expected(r.mask_rel)} "
-                                           f"(classic layout) or an 8-bit mask DICOM under "
-                                           f"{tree.expected(r.mask_rel[:1])}/ (dated layout)"
+                    result.problems.append(f"{r.where}: ROI mask missing: expected "
+                                           f"{tree.where(r.mask_rel, 'an 8-bit mask DICOM')}"
                                            + (f"; {note}" if note else ""))
                 else:
                     masks.append(mask)
@@ -809,8 +833,7 @@ def _roi_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result: 
                                        ("ROI mask", mask, r.mask_rel, "an 8-bit mask DICOM")):
             if found is None:
                 ok = False
-                result.problems.append(f"{r.where}: {role} missing: expected {tree.expected(rel)} (classic layout) or "
-                                       f"{what} under {tree.expected(rel[:1])}/ (dated layout)"
+                result.problems.append(f"{r.where}: {role} missing: expected {tree.where(rel, what)}"
                                        + (f"; {note}" if note else ""))
         if not ok:
             continue
@@ -826,7 +849,7 @@ def _roi_items(rows: list[_Row], tree: _Tree, options: CBISDDSMOptions, result: 
             image_id=r.crop_rel[0], label=int(r.pathology == "MALIGNANT"), path=source, reader=tree.reader,
             patient_id=r.patient_id, view=r.view, laterality=r.side[0], mask_paths=(mask,),
             meta={"official_split": r.split, "full_image": str(full) if full else None,
-                  "layout": layout or ("tcia-classic" if tree.expected(r.crop_rel).is_file() else "tcia-dated"),
+                  "layout": layout or tree.roi_layout(r.crop_rel),
                   "lesion_kind": r.kind, **_abn_meta(r)}))
     if no_full:
         result.warnings.append(f"{len(set(no_full))} full image(s) referenced by the CSVs are missing (not needed in "

@@ -29,6 +29,7 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
     for it in tqdm(scan.items, desc=f"reading {name}", unit="img", file=sys.stderr, disable=not progress):
         try:
             pixels = read_pixels(it)
+            _read_mask_files(it)
             good.append(it)
         except (ValueError, OSError) as exc:
             unreadable.append(f"{it.image_id}: {exc}")
@@ -57,6 +58,15 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
             f"images fall in groups of 2 or more, largest {info['largest_group']}; perceptual hash within "
             f"{info['max_distance']} bits). Patients with dissimilar images can still straddle a split.")
     return summary
+
+
+def _read_mask_files(item) -> None:
+    """Decode each of the item's mask files: a truncated mask is as unreadable as a truncated image."""
+    from bench.data import imageio
+    from bench.data.generic import reader_for
+
+    for p in item.mask_paths:
+        imageio.read_dicom(p) if reader_for(p) == "dicom" else imageio.read_image(p)
 
 
 def format_summary(s: dict) -> str:

@@ -55,9 +55,10 @@ def read_dicom(path: str | Path) -> np.ndarray:
         raw = ds.pixel_array
     except (InvalidDicomError, OSError, AttributeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
-    arr = apply_modality_lut(raw, ds).astype(np.float64)
+    arr = apply_modality_lut(raw, ds)  # stays integer without a rescale: a VOI LUT then indexes it exactly
     if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        arr = apply_voi_lut(arr, ds, prefer_lut=True).astype(np.float64)
+        arr = apply_voi_lut(arr, ds, prefer_lut=True)
+    arr = arr.astype(np.float64)
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         arr = arr.max() + arr.min() - arr
     return to_gray(arr)

@@ -205,12 +205,15 @@ def read_osirix_rois(path: Path) -> tuple:
     a polygon per ROI from ``Point_px`` ("(x, y)" strings, x = column); ROIs of at most 2 points are single
     calcifications, drawn as discs of radius 3 px. Parsed with the standard library's ``plistlib``."""
     import plistlib
+    from xml.parsers.expat import ExpatError
 
     try:
         with open(path, "rb") as f:
             doc = plistlib.load(f)
         rois = [roi for image in doc.get("Images", []) for roi in image.get("ROIs", [])]
-    except (plistlib.InvalidFileException, ValueError, AttributeError, OSError) as exc:
+        if not all(isinstance(roi, dict) and isinstance(roi.get("Point_px", []), list) for roi in rois):
+            raise ValueError("an ROI is not a dict with a Point_px array")
+    except (plistlib.InvalidFileException, ExpatError, ValueError, AttributeError, OSError) as exc:
         raise ValueError(f"not an Osirix ROI plist: {exc}") from None
     shapes = []
     for roi in rois:

@@ -97,6 +97,10 @@ def scan_busi(options: BusiOptions, root: Path) -> Scan:
         raise DatasetFormatError(f"busi: expected sub-folders benign/, malignant/, normal/ under {root} (the "
                                  f"Dataset_BUSI_with_GT folder); found: {describe_dir(root)}{hint}. Point the root "
                                  "at Dataset_BUSI_with_GT")
+    if _looks_like_rodrigues(base):
+        raise DatasetFormatError(f"busi: {base}/benign/ and malignant/ hold only .bmp images and no _mask file: that "
+                                 "is the Rodrigues 2017 set (originals/*.bmp), not BUSI (PNG images with _mask "
+                                 "files); use dataset rodrigues-us, or point the root at Dataset_BUSI_with_GT")
     scan = Scan(dataset="busi", root=base, has_patients=False)
     dirs = subdirs(base)
     _unexpected_folders(scan, base, BUSI_CLASSES)
@@ -137,6 +141,11 @@ def scan_busi(options: BusiOptions, root: Path) -> Scan:
     summarize_files(scan, "file(s) named after another class than their folder (label taken from the folder)",
                     misnamed, base)
     return scan
+
+
+def _looks_like_rodrigues(folder: Path) -> bool:
+    files = [p for d in subdirs(folder).values() for p in list_files(d, recursive=False)[0]]
+    return bool(files) and all(p.suffix.casefold() in BMP and "_mask" not in p.stem.casefold() for p in files)
 
 
 def _looks_like_busi(folder: Path) -> bool:

@@ -63,8 +63,9 @@ def write_manifest(suite: Suite, out: Path, settings: ExecutorSettings) -> None:
 def check_data_roots(suite: Suite) -> None:
     """Fail before any training when a real dataset's folder is missing (one message naming the fix)."""
     from bench.data import DATASETS, data_root
+    from bench.data.items import DatasetFormatError
 
-    seen = set()
+    seen, problems = set(), []
     for c in suite.cells:
         if c.na_reason:
             continue
@@ -77,7 +78,14 @@ def check_data_roots(suite: Suite) -> None:
                 continue
             seen.add(key)
             if DATASETS.get(name).needs_root:
-                data_root(name, (opts or {}).get("root"))
+                try:
+                    data_root(name, (opts or {}).get("root"))
+                except DatasetFormatError as exc:
+                    problems.append(str(exc))
+    if len(problems) == 1:
+        raise DatasetFormatError(problems[0])
+    if problems:  # every missing folder at once, not one per attempt
+        raise DatasetFormatError(f"{len(problems)} datasets' folders are missing:\n  " + "\n  ".join(problems))
 
 
 def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: bool = True, log=None,

@@ -106,6 +106,14 @@ def _size(x) -> str:
     return json.dumps(x)
 
 
+def _ft_epochs(ft: dict | None) -> int:
+    """Fine-tuning epochs of a resolved ``finetune`` config: ``epochs``, or the sum over its ``schedule``."""
+    ft = ft or {}
+    if ft.get("schedule"):
+        return sum(int(s.get("epochs", 0)) for s in ft["schedule"])
+    return int(ft.get("epochs", 0))
+
+
 def recorded_timings(results_root: str | Path) -> tuple[dict, dict]:
     """Seconds of every finished cell and pre-training under ``results_root``, keyed for look-up."""
     root = Path(results_root)
@@ -118,7 +126,7 @@ def recorded_timings(results_root: str | Path) -> tuple[dict, dict]:
         if rec and rec.get("status") == "ok" and (rec.get("timing") or {}).get("total_s") is not None:
             c, cfg = rec.get("cell") or {}, rec.get("config") or {}
             t = float(rec["timing"]["total_s"])
-            ft = (cfg.get("finetune") or {}).get("epochs", 0) if c.get("ft_fraction") else 0
+            ft = _ft_epochs(cfg.get("finetune")) if c.get("ft_fraction") else 0
             cells[(c.get("backbone"), _size(cfg.get("image_size")), c.get("target"), c.get("ft_fraction"), ft)].append(t)
             cells[(c.get("backbone"), _size(cfg.get("image_size")), bool(c.get("ft_fraction")))].append(t)
             cells[(c.get("backbone"),)].append(t)
@@ -145,7 +153,7 @@ def estimate_seconds(plan: Plan) -> tuple[float, int, int]:
             table = pre
         else:
             c, cfg = job.cell, job.cell.config
-            ft = cfg["finetune"]["epochs"] if c.ft_fraction else 0
+            ft = _ft_epochs(cfg.get("finetune")) if c.ft_fraction else 0
             keys = [(c.backbone, _size(cfg["image_size"]), c.target, c.ft_fraction, ft),
                     (c.backbone, _size(cfg["image_size"]), bool(c.ft_fraction)), (c.backbone,)]
             table = cells

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from bench.records import SCHEMA, SVCCA_DIR, latest_svcca_records, read_record, record_path, write_json_atomic
-from bench.suite import SPECIAL_SOURCES, Axes, Cell, Suite, content_hash, expand
+from bench.suite import SPECIAL_SOURCES, Axes, Cell, Suite, content_hash, expand, identity_hash
 
 __all__ = [
     "SvccaJob",
@@ -112,7 +112,7 @@ def svcca_jobs(suite: Suite) -> list[SvccaJob]:
     jobs = []
     for cell in expand(cfg.model_copy(update={"axes": axes, "exclude": [], "finetune": finetune})):
         config = {"analysis": "svcca", "protocol": SVCCA_PROTOCOL, "cell": cell.config, **settings}
-        jobs.append(SvccaJob(cell.backbone, cell.source, cell.target, cell.seed, cell, config, content_hash(config)))
+        jobs.append(SvccaJob(cell.backbone, cell.source, cell.target, cell.seed, cell, config, identity_hash(config)))
     return jobs
 
 

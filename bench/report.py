@@ -48,6 +48,7 @@ from bench.registry import closest
 __all__ = [
     "HIGHER_IS_BETTER",
     "metric_caption",
+    "mode_tests",
     "predictions_frame",
     "records_frame",
     "render_report",
@@ -56,6 +57,7 @@ __all__ = [
     "svcca_frame",
     "table_all_vs_hybrid",
     "table_svcca",
+    "table_train_modes",
     "table_transfer",
     "write_report",
 ]
@@ -439,6 +441,73 @@ def table_all_vs_hybrid(df: pd.DataFrame, *, metric: str = "auc", intervals: pd.
     return _hybrid_table(df, metric, intervals=intervals, tests=tests).markdown()
 
 
+def _bare_backbones(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``backbone`` back to the bare name (:func:`records_frame` appends " [<train mode>]")."""
+    out = df.copy()
+    suffixes = " [" + out["train_mode"].astype(str) + "]"
+    out["backbone"] = [b[:-len(x)] if isinstance(b, str) and b.endswith(x) else b
+                       for b, x in zip(out["backbone"], suffixes)]
+    return out
+
+
+MODE_KEYS = ["backbone", "source", "ft_fraction", "target", "transfer"]
+
+
+def _fine_tuned_modes(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, list]:
+    """Fine-tuned full-transfer rows of ``target`` with bare backbone names, and their train modes in order."""
+    sub = _bare_backbones(df[(df["target"] == target) & (df["transfer"] == "full") & (df["ft_fraction"] > 0)])
+    return sub, _unique(sub["train_mode"])
+
+
+def mode_tests(df: pd.DataFrame, predictions: pd.DataFrame, target: str, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Paired tests of every train mode against the suite's first listed mode, fine-tuned full-transfer cells
+    of ``target`` (same backbone, source, fraction and seed: the same evaluation images)."""
+    sub, modes = _fine_tuned_modes(df, target)
+    if len(modes) < 2:
+        return pd.DataFrame()
+    return paired_tests(sub, predictions, axis="train_mode", reference=modes[0], keys=MODE_KEYS, alpha=alpha)
+
+
+def _modes_table(df: pd.DataFrame, target: str, metric: str, *, intervals: pd.DataFrame | None = None,
+                 tests: pd.DataFrame | None = None) -> _Table | str:
+    _check_metric(df, metric)
+    sub, modes = _fine_tuned_modes(df, target)
+    if len(modes) < 2:
+        return f"_One train mode for target {target!r}: nothing to compare._"
+    half_widths = _interval_lookup(intervals)
+    marks = {}
+    if tests is not None and not tests.empty:
+        marks = {(*(getattr(r, k) for k in MODE_KEYS), r.train_mode): SIGNIFICANT
+                 for r in tests[tests["significant"]].itertuples()}
+    fractions = _fractions(sub, positive_only=True)
+    rows = []
+    for backbone in _unique(sub["backbone"]):
+        block = sub[sub["backbone"] == backbone]
+        for i, source in enumerate(s for s in _source_order(df["source"]) if s in set(block["source"])):
+            here = block[block["source"] == source]
+            for j, mode in enumerate(m for m in modes if m in set(here["train_mode"])):
+                cells = here[here["train_mode"] == mode]
+                texts = [_cell_text(cells[cells["ft_fraction"] == f], metric,
+                                    half_width=half_widths.get((f"{backbone} [{mode}]", source, f, target, "full")),
+                                    mark=marks.get((backbone, source, f, target, "full", mode), ""))
+                         for f in fractions]
+                rows.append([backbone if i == 0 and j == 0 else "", _source_label(source) if j == 0 else "",
+                             mode, *texts])
+    return _Table(["Backbone", "Pre-training", "Train mode", *map(_fraction_label, fractions)], rows)
+
+
+def table_train_modes(df: pd.DataFrame, target: str, *, metric: str = "auc", intervals: pd.DataFrame | None = None,
+                      tests: pd.DataFrame | None = None) -> str:
+    """Train modes side by side for one target (e.g. Falconi's TL vs FT): rows backbone x source x mode,
+    one column per fine-tune fraction > 0, full transfer. A mode's cell gets "†" when :func:`mode_tests`
+    finds it differs from the first listed mode's cell in the same row block and column.
+
+    Returns:
+        A GitHub-flavoured Markdown table, or a one-line note when the records hold one train mode only.
+    """
+    return _render(_modes_table(df, target, metric, intervals=intervals, tests=tests))
+
+
 def _svcca_table(frame: pd.DataFrame, measure: str = "svcca") -> _Table | str:
     if frame.empty or measure not in frame.columns:
         return "_No SVCCA records._"
@@ -649,6 +718,17 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
                                 *_significance_note(htests, "full-transfer side", "of the same cell")]
                 blocks += [("p", (f"**{metric_caption('auc')}: all weights vs hybrid** (full vs hybrid; "
                                  f"{_hybrid_note(records, df, target)})")), ("table", htable)]
+            mtests = mode_tests(df, preds, target, alpha=ALPHA)
+            mtable = _modes_table(df, target, "auc", intervals=auc_iv, tests=mtests)
+            if isinstance(mtable, _Table):
+                first = _fine_tuned_modes(df, target)[1][0]
+                mtable.notes = [_interval_rule(auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")
+                                                      & (auc_iv["ft_fraction"] > 0)], "auc"),
+                                *_significance_note(mtests, f"train mode `{first}`", "cell of the same backbone, "
+                                                    "source and column")]
+                blocks += [("p", (f"**{metric_caption('auc')}: train modes compared** (transfer = full; the same "
+                                  "cells as above, one row per train mode; fine-tuned columns only)")),
+                           ("table", mtable)]
             btable = _transfer_table(df, target, "beta", "full", intervals=beta_iv, flags=flags)
             if isinstance(btable, _Table):
                 btable.notes = [_interval_rule(beta_iv[(beta_iv["target"] == target)

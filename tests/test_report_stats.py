@@ -223,3 +223,38 @@ def test_accuracy_curves_on_request(tmp_path):
         rec["history"] = [{"epoch": e, "running_train_acc": 0.5 + 0.1 * e} for e in (1, 2, 3)]
     path = accuracy_curves_figure(recs, tmp_path / "curves.png")
     assert path == tmp_path / "curves.png" and path.stat().st_size > 1000
+
+
+def _mode_record(mode: str, scores: np.ndarray, seed: int) -> dict:
+    rec = make_record("random", scores, seed=seed, ft_fraction=0.2)
+    rec["cell"]["train_mode"] = mode
+    rec["cell_id"] += f"-{mode}"
+    return rec
+
+
+def test_train_modes_are_compared_with_the_first_listed_mode_on_the_same_images():
+    """Falconi's question (TL vs FT): a mode far better than the first gets †, a copy of the first does not."""
+    from bench.report import mode_tests, table_train_modes
+
+    recs = []
+    for seed in range(3):
+        base = _scores(seed, 0.3, 30 + seed)
+        recs += [_mode_record("tl", base, seed), _mode_record("ft", _scores(seed, 2.5, 40 + seed), seed),
+                 _mode_record("ft-same", base.copy(), seed)]
+    df, preds = records_frame(recs), predictions_frame(recs)
+    tests = mode_tests(df, preds, "synth-inbreast").set_index("train_mode")
+    assert set(tests.index) == {"ft", "ft-same"}  # the first listed mode is the reference
+    assert tests.loc["ft", "significant"] and tests.loc["ft", "difference"] > 0.2
+    assert not tests.loc["ft-same", "significant"] and tests.loc["ft-same", "z"] == 0
+    lines = [ln for ln in table_train_modes(df, "synth-inbreast", tests=mode_tests(df, preds, "synth-inbreast"))
+             .splitlines() if ln.startswith("|")][2:]
+    by_mode = {cells[2]: cells[3] for cells in ([c.strip() for c in ln.strip("|").split("|")] for ln in lines)}
+    assert set(by_mode) == {"tl", "ft", "ft-same"}
+    assert by_mode["ft"].endswith("†") and "†" not in by_mode["tl"] and "†" not in by_mode["ft-same"]
+    text = render_report(recs, suite="t")
+    assert "train modes compared" in text and "differs from the train mode `tl`" in text
+
+
+def test_one_train_mode_gives_no_mode_table():
+    text = render_report(_three_seed_records(), suite="t")
+    assert "train modes compared" not in text

@@ -149,6 +149,8 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
     w_dev = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
     validate = val_images is not None and len(val_images) > 0
     use_amp = device.type == "cuda"
+    # float16 autocast needs loss scaling or small gradients underflow; a pass-through on the CPU.
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     history: list[dict] = []
     best: tuple[float, int, dict] | None = None  # (score, epoch, state) of the best validation epoch
     epoch = 0
@@ -186,10 +188,11 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
                             raise DivergedError(f"loss is {loss.item()} at epoch {epoch}, step {step + 1}/"
                                                 f"{steps_per_epoch} (lr {sched.get_last_lr()[0]:.3g}): "
                                                 "training diverged")
-                        (loss * (len(ym) / len(idx))).backward()
+                        scaler.scale(loss * (len(ym) / len(idx))).backward()
                         loss_sum += loss.item() * len(ym)
                         correct += (logits.argmax(1) == ym).sum().item()
-                    opt.step()
+                    scaler.step(opt)  # skips the step when a scaled gradient overflowed
+                    scaler.update()
                     sched.step()
                     seen += len(idx)
                 entry = {"epoch": epoch, "loss": loss_sum / seen, "running_train_acc": correct / seen,

@@ -147,7 +147,10 @@ def test_injected_failures_become_the_right_records_and_the_rest_completes(tmp_p
     assert [m["status"] for m in pre] == ["failed"]
     assert first.failed == 3 and first.computed == 2
     more = build_suite({**raw, "axes": {**raw["axes"], "seeds": 2}})  # the cost estimate uses recorded timings
-    assert "estimate from recorded timings" in format_plan(build_plan(more, tmp_path))
+    text = format_plan(build_plan(more, tmp_path))
+    assert "estimate from recorded timings" in text and "rough" not in text  # same size and schedule: close match
+    bigger = build_suite({**raw, "image_size": 48})  # only the same backbones at another size were recorded
+    assert "of them rough (only the same backbone was recorded" in format_plan(build_plan(bigger, tmp_path))
     for r in recs.values():  # provenance in every record
         prov = r["provenance"]
         assert {"commit", "dirty", "torch", "cuda", "cudnn", "device", "hostname", "packages"} <= set(prov)

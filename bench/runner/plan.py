@@ -140,10 +140,11 @@ def recorded_timings(results_root: str | Path) -> tuple[dict, dict]:
     return cells, pre
 
 
-def estimate_seconds(plan: Plan) -> tuple[float, int, int]:
-    """(estimated CPU/GPU seconds of the pending jobs, jobs estimated, jobs with no recorded timing)."""
+def estimate_seconds(plan: Plan) -> tuple[float, int, int, int]:
+    """(estimated CPU/GPU seconds of the pending jobs, jobs estimated, jobs with no recorded timing, jobs
+    estimated only from the same backbone at another image size, source or schedule: rough)."""
     cells, pre = recorded_timings(plan.results_root)
-    total, known, unknown = 0.0, 0, 0
+    total, known, unknown, rough = 0.0, 0, 0, 0
     for job in plan.jobs:
         if job.kind == "na":
             continue
@@ -157,13 +158,14 @@ def estimate_seconds(plan: Plan) -> tuple[float, int, int]:
             keys = [(c.backbone, _size(cfg["image_size"]), c.target, c.ft_fraction, ft),
                     (c.backbone, _size(cfg["image_size"]), bool(c.ft_fraction)), (c.backbone,)]
             table = cells
-        hit = next((table[k] for k in keys if table.get(k)), None)
-        if hit:
-            total += statistics.median(hit)
+        found = next((k for k in keys if table.get(k)), None)
+        if found:
+            total += statistics.median(table[found])
             known += 1
+            rough += found == keys[-1]  # (backbone,) only
         else:
             unknown += 1
-    return total, known, unknown
+    return total, known, unknown, rough
 
 
 def _fmt_s(s: float) -> str:
@@ -194,11 +196,13 @@ def format_plan(plan: Plan, *, workers: int = 1) -> str:
         lines.append(f"    NA x{n}: {reason}")
     for cid, reason in list(plan.failed_kept.items())[:10]:
         lines.append(f"    failed (kept; --retry-failed to retry) {cid}: {reason}")
-    total, known, unknown = estimate_seconds(plan)
+    total, known, unknown, rough = estimate_seconds(plan)
     if known:
         w = max(1, workers)
         lines.append(f"  estimate from recorded timings: {_fmt_s(total)} of compute for {known} job(s)"
                      f"{f', about {_fmt_s(total / w)} wall with {w} workers' if w > 1 else ''}"
+                     + (f"; {rough} of them rough (only the same backbone was recorded, at another image size, "
+                        f"source or schedule)" if rough else "")
                      + (f"; {unknown} job(s) have no comparable recorded timing" if unknown else ""))
     elif unknown:
         lines.append(f"  estimate: unknown ({unknown} job(s), no comparable recorded timing under "

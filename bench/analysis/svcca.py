@@ -24,17 +24,22 @@ canonical correlation 0.
 
 Relation to google/svcca
 ------------------------
-- ``cca(x, y)`` equals ``get_cca_similarity(x.T, y.T, epsilon=0)["cca_coef1"]`` (``min(n_neurons_x,
-  n_neurons_y)`` values, sorted descending) wherever the reference is defined. The reference ignores constant
-  neurons as this module does (through a pseudo-inverse), but can fail ("SVD did not converge") or return NaN for a
-  rank-deficient layer, e.g. one neuron the sum of two others, where this module gives the exact answer.
+- ``cca(x, y)`` equals ``get_cca_similarity(x.T, y.T, epsilon=0)["cca_coef1"]`` (``min(n_kept_x, n_kept_y)``
+  values, sorted descending) wherever the reference is defined. Constant (dead) neurons differ: this module drops
+  them with a :class:`SimilarityWarning`; the reference keeps them at ``epsilon=0`` (its ``remove_small`` keeps a
+  variance ``>= epsilon``) and then either fails ("SVD did not converge") or returns one more coefficient, ~0, which
+  moves ``np.mean(cca_coef1)`` by a few hundredths (3.9e-2 and 4.3e-2 in an independent check) and gives the dead
+  neuron weight in ``compute_pwcca`` (up to 9.2e-2). With any ``epsilon > 0`` the reference drops them too and
+  the two agree (~1e-15). The reference can also fail or return NaN for a rank-deficient layer, e.g. one neuron
+  the sum of two others, where this module gives the exact answer.
 - ``epsilon``: ``get_cca_similarity(..., epsilon=e)`` divides each covariance matrix by its largest entry (the
   largest neuron variance ``v_max``), drops neurons whose scaled variance is below ``e`` and adds ``e`` to the
   remaining scaled variances: a ridge, which lowers a correlation carried by directions of variance ``v`` by about
   ``e * v_max / (2 * v)``. ``epsilon=0`` (the default here) is exact CCA; pass the reference's ``epsilon`` to
   reproduce its numbers (the ridge is applied in closed form, agreement ~1e-10 in tests). For SVCCA the tutorial's
-  ``epsilon=1e-10`` moves the mean by ~1e-8 for well-conditioned layers but by up to ~5e-4 when a layer's kept
-  singular values span more than three orders of magnitude.
+  ``epsilon=1e-10`` moves the mean by ~1e-8 for well-conditioned layers (at most 6e-8 with ``keep=0.99`` in an
+  independent check) and by more as the kept singular values spread: measured with ``keep=1``, 9e-6 at a span
+  ``s_0 / s_k`` of 4e3, 4.9e-4 at 4e4 and 1.8e-2 to 2.7e-2 at 3e5.
 - ``svcca`` follows the SVCCA tutorial (``tutorials/001_Introduction.ipynb``): centre, keep the top ``k`` singular
   directions of each layer (``svacts = s[:k, None] * Vt[:k]``), run CCA on the two reduced matrices and report
   ``np.mean(results["cca_coef1"])``, the mean of all ``min(kx, ky)`` coefficients. It does *not* report
@@ -48,7 +53,7 @@ Speed
 For tall float64 inputs (more datapoints than neurons) the factorisations come from the Gram matrices: one pass
 over the data in row blocks accumulates ``[Xc Yc]^T [Xc Yc]`` without copying the activations (``4 n p^2`` flops,
 against ``> 8 n p^2`` for two SVDs), then the two symmetric eigenproblems run side by side on the two cores. At
-2048 neurons x 20,000 datapoints this takes about 7 s on a 2-core machine (``benchmarks/svcca_speed.py``), against
+2048 neurons x 20,000 datapoints this takes 6-8 s on a quiet 2-core machine (12 s with another job on a core) (``benchmarks/svcca_speed.py``), against
 about 60 s for the reference recipe. Squaring loses accuracy only for directions far below the largest (error ~
 ``eps * (s_max / s)**2``), so the Gram route is used only while every direction that enters the result has
 ``s_max / s <= 1e5`` (differences to the SVD route ~1e-10 in tests); otherwise, and for small or wide inputs, exact
@@ -583,8 +588,9 @@ def svcca(x, y, *, keep: float = 0.99, rule: Literal["singular_values", "varianc
         variance" of the paper's wording. The variance rule keeps fewer directions.
     epsilon : float, default=0.0
         0 is exact. A positive value reproduces the tutorial's ``get_cca_similarity(svacts1, svacts2,
-        epsilon=epsilon)`` on the reduced layers; the tutorial used ``1e-10``, which lowers the result by up to
-        ~5e-4 when a layer's kept singular values span more than three orders of magnitude.
+        epsilon=epsilon)`` on the reduced layers; the tutorial used ``1e-10``, which lowers the result more the
+        wider the kept singular values spread (measured: 9e-6 at a span of 4e3, 4.9e-4 at 4e4, ~2e-2 at 3e5;
+        module notes).
     dtype : {None, "float64", "float32"}, default=None
         Working precision; None is float64. float32 halves memory and suits GPUs; on a CPU it is slower (see
         the module notes on speed).
@@ -669,7 +675,8 @@ def pwcca(x, y, *, variant: Literal["canonical", "google"] = "canonical", epsilo
         ``Sxx^-1/2 Sxy Syy^-1/2``, i.e. the neurons rotated but not whitened, with the neuron means added back --
         and projects the uncentred neurons on them. Because the means are added to directions whose sign is
         arbitrary, that result also depends on the signs LAPACK gives the singular vectors; this variant takes the
-        SVD of the same matrix to reproduce them (agreement ~1e-10 in tests). The two variants agree when the
+        SVD of the same matrix to reproduce them (agreement ~1e-10 in tests; with a constant neuron only for
+        ``epsilon > 0``, see the module notes). The two variants agree when the
         layer's neurons are uncorrelated with equal variances and differ by a few hundredths otherwise.
     epsilon : float, default=0.0
         As in :func:`cca`.

@@ -119,7 +119,22 @@ def weights_sha256(record: dict, results_root: str | Path) -> str | None:
     return None
 
 
+def backbone_origin(name: str | None) -> str | None:
+    """Where the cell's backbone came from: "built-in", or a plugin's entry point with its distribution and
+    version, its module, or ``timm:``/``module:factory`` (plugin code is not part of a cell id: this says which)."""
+    if not name:
+        return None
+    from bench.backbones import BACKBONES
+
+    try:
+        return BACKBONES.origin_of(name)
+    except Exception:  # noqa: BLE001 -- provenance never fails a finished cell
+        return None
+
+
 def record_provenance(record: dict, results_root: str | Path) -> dict:
-    """:func:`provenance` plus the record's split hash and the hash of the weights it started from."""
+    """:func:`provenance` plus the record's split hash, the hash of the weights it started from and the origin of
+    its backbone."""
     return {**provenance(), "split_hash": (record.get("split") or {}).get("hash"),
-            "weights_sha256": weights_sha256(record, results_root)}
+            "weights_sha256": weights_sha256(record, results_root),
+            "backbone_origin": backbone_origin((record.get("cell") or {}).get("backbone"))}

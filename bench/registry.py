@@ -147,8 +147,23 @@ class Registry(Generic[T]):
             return obj
         names = self.names()
         hint = "; ".join(label for _, _, label in self._resolvers)
+        hint = f"Also accepted: {hint}." if hint else ""
         raise UnknownNameError(self.kind, name, closest(name, names), names,
-                               hint=f"Also accepted: {hint}." if hint else "")
+                               hint=" ".join(filter(None, [hint, self._misspelt_group(name)])))
+
+    def _misspelt_group(self, name: str) -> str:
+        """A hint when an installed package declares ``name`` in an entry-point group close to ours (a typo)."""
+        if not self.group:
+            return ""
+        groups = [g for g in entry_points().groups
+                  if g != self.group and difflib.SequenceMatcher(None, g, self.group).ratio() >= 0.85]
+        for g in groups:
+            for ep in entry_points(group=g):
+                if ep.name == name:
+                    dist = f" by {ep.dist.name}" if ep.dist else ""
+                    return (f"{name!r} is declared{dist} in entry-point group {g!r}, not {self.group!r}: fix the "
+                            "group in its pyproject.toml and reinstall it.")
+        return ""
 
     def __contains__(self, name: object) -> bool:
         try:
@@ -173,14 +188,21 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-def import_plugin_module(spec: str) -> None:
-    """Import a module a suite names (``plugins: [my_pkg.my_backbone]``) so that it registers itself."""
+def import_plugin_module(spec: str, adopt: Callable[[object], None] | None = None):
+    """Import a module a suite names (``plugins: [my_pkg.my_backbone]``) so that it registers itself.
+
+    ``adopt(module)`` then runs under the same origin label, to register what the module only defines (the
+    object an entry point would name, e.g. a module-level ``SPEC``). Returns the module.
+    """
     try:
         with origin(f"plugin module {spec}"):
-            importlib.import_module(spec)
+            module = importlib.import_module(spec)
+            if adopt is not None:
+                adopt(module)
     except ImportError as exc:
         raise ImportError(f"plugin module {spec!r} could not be imported: {exc}. "
                           "Install it or put it on PYTHONPATH.") from exc
+    return module
 
 
 FactoryT = Callable[..., object]

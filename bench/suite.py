@@ -416,7 +416,7 @@ def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None)
     suite_name = name or cfg.name or (path.stem if path else "suite")
     for mod in cfg.plugins:
         try:
-            import_plugin_module(mod)
+            import_plugin_module(mod, adopt=_adopt_backbone_specs)
         except ImportError as exc:
             raise SuiteError(f"{where}: plugins: {exc}") from None
     _check_names(cfg, where)
@@ -425,6 +425,16 @@ def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None)
     _check_analysis(cfg, where)
     cells = expand(cfg, where=where)
     return Suite(name=suite_name, path=path, config=cfg, cells=tuple(cells))
+
+
+def _adopt_backbone_specs(module) -> None:
+    """Register the module-level ``BackboneSpec`` objects of a plugin module that did not register them itself,
+    so the module an entry point names (``my_pkg:SPEC``) also works as ``plugins: [my_pkg]``."""
+    from bench.backbones import BACKBONES, BackboneSpec, register_backbone
+
+    for value in list(vars(module).values()):
+        if isinstance(value, BackboneSpec) and value.name not in BACKBONES.names():
+            register_backbone(value)
 
 
 def _loc(loc) -> str:

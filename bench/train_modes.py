@@ -138,9 +138,14 @@ def head_module_name(model: nn.Module, spec: BackboneSpec | None = None) -> str:
         from bench.backbones import BACKBONES
 
         spec = BACKBONES.get(model.bench_backbone)
-    if spec is not None and spec.head:
-        return spec.head
     get = getattr(model, "get_classifier", None)
+    if spec is not None and spec.head:
+        names = dict(model.named_modules())
+        if spec.head in names or get is None:  # a hybrid network of the backbone has its own classifier
+            if spec.head not in names:
+                raise ValueError(f"{type(model).__name__} has no submodule {spec.head!r} (BackboneSpec.head of "
+                                 f"{spec.name!r}); point BackboneSpec.head at the final nn.Linear")
+            return spec.head
     if get is None:
         raise ValueError(f"{type(model).__name__} has neither a declared head (BackboneSpec.head) nor timm's "
                          "get_classifier(); declare BackboneSpec.head to give it a new head")
@@ -215,7 +220,8 @@ def replace_head(model: nn.Module, *, hidden: int = 0, dropout: float = 0.0, num
     old = model.get_submodule(name)
     if not isinstance(old, nn.Linear):
         raise ValueError(f"cannot replace the head of {type(model).__name__}: its classifier {name!r} is a "  # noqa: TRY004
-                         f"{type(old).__name__}, not a Linear layer on pooled features")
+                         f"{type(old).__name__}, not a Linear layer on pooled features; point BackboneSpec.head "
+                         f"at the final nn.Linear inside it (e.g. {name + '.1'!r})")
     parent_name, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attr, MLPHead(old.in_features, num_classes, hidden, dropout))

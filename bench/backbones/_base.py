@@ -176,11 +176,11 @@ def reset_head(model: nn.Module, num_classes: int, spec: BackboneSpec | None = N
         model.reset_classifier(num_classes)
         return model
     if spec is None or not spec.head:
-        raise TypeError(f"{type(model).__name__} has no reset_classifier; declare BackboneSpec.head")
+        raise ValueError(f"{type(model).__name__} has no reset_classifier; declare BackboneSpec.head")
     old = model.get_submodule(spec.head)
     if not isinstance(old, nn.Linear):
-        raise TypeError(f"head {spec.head!r} is a {type(old).__name__}, not nn.Linear; give the model "
-                         "a reset_classifier(num_classes) method")
+        raise ValueError(f"head {spec.head!r} is a {type(old).__name__}, not nn.Linear; point BackboneSpec.head "
+                         "at the final nn.Linear inside it, or give the model a reset_classifier(num_classes) method")
     parent, _, attr = spec.head.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, attr, nn.Linear(old.in_features, num_classes))
     return model

@@ -42,14 +42,17 @@ class Trunk(nn.Module):
     """``body``'s forward up to and including submodule ``last`` (whose output it returns).
 
     Modules that run only after ``last`` (or never) are replaced by ``nn.Identity``, so the trunk's
-    state dict holds exactly the tensors of the stages it keeps, under the original names.
+    state dict holds exactly the tensors of the stages it keeps, under the original names. A container that
+    never runs itself (``nn.ModuleList``, ``nn.ModuleDict``) stays while one of its children runs up to ``last``.
     """
 
     def __init__(self, body: nn.Module, last: str, spec: BackboneSpec):
         super().__init__()
         first, ends, _ = _trace(body, spec)
         end = ends[dict(zip(spec.stages, STAGE_NAMES))[last]]
-        later = [n for n, _ in body.named_modules() if n and first.get(n, end + 1) > end]
+        ran = [n for n, i in first.items() if i <= end]
+        later = [n for n, _ in body.named_modules() if n and first.get(n, end + 1) > end
+                 and not any(r.startswith(n + ".") for r in ran)]
         for name in later:
             if any(name.startswith(p + ".") for p in later if p != name):
                 continue  # an ancestor is removed already

@@ -62,7 +62,9 @@ def is_oom(exc: BaseException) -> bool:
 
 def _user_error(exc: BaseException) -> bool:
     """Errors whose message is the whole story (no traceback needed in the progress output)."""
-    return isinstance(exc, (FileNotFoundError, ValueError, KeyError))
+    from bench.errors import UserError
+
+    return isinstance(exc, (FileNotFoundError, ValueError, KeyError, UserError))
 
 
 def error_info(exc: BaseException, *, cause: str | None = None) -> dict:

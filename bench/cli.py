@@ -58,7 +58,28 @@ def cmd_validate(args) -> int:
     for pid, cfg in jobs.items():
         print(f"    {pid}: {cfg['backbone']} on {cfg['source']}, seed {cfg['seed']}, {cfg['epochs']} epochs, "
               f"{size_label(cfg['image_size'])} px")
-    return 0
+    return _check_backbones(suite, build_all=args.build)
+
+
+def _check_backbones(suite, *, build_all: bool) -> int:
+    """Build the suite's plugin backbones (every backbone with --build) once and compare them with their specs."""
+    from bench.backbones import BACKBONES
+    from bench.backbones.check import check_backbone
+    from bench.registry import BUILT_IN
+
+    a = suite.config.axes
+    # timm models need no check (their stages come from timm's feature_info); plugins' specs are hand-written
+    names = [b for b in a.backbone if build_all or (BACKBONES.origin_of(b) != BUILT_IN and not b.startswith("timm:"))]
+    stage = suite.config.hybrid_stage if "hybrid" in a.transfer else None
+    bad = 0
+    for name in names:
+        problems = check_backbone(name, hybrid_stage=stage)
+        print(f"  backbone {name} ({BACKBONES.origin_of(name)}): built, " + ("spec OK" if not problems else
+                                                                             f"{len(problems)} problem(s)"))
+        for p in problems:
+            print(f"error: backbone {name}: {p}", file=sys.stderr)
+        bad += bool(problems)
+    return 2 if bad else 0
 
 
 def _executor_overrides(args, suite):
@@ -360,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a suite without training; print cells and pre-training jobs")
     v.add_argument("suite")
+    v.add_argument("--build", action="store_true",
+                   help="build every backbone once and check it against its spec (plugins are always checked)")
     v.set_defaults(func=cmd_validate)
 
     rep = sub.add_parser("report", help="render the report of a results folder from its records alone")

@@ -92,3 +92,32 @@ def test_a_plugin_in_a_misspelt_entry_point_group_is_named(monkeypatch):
         assert "declared in entry-point group 'bench.backbone', not 'bench.backbones'" in str(exc)
     else:
         raise AssertionError("an unknown name must raise")
+
+
+def _validate(tmp_path, module: str, name: str, capsys, **spec_changes) -> tuple[int, str, str]:
+    from bench.cli import main
+
+    text = PLUGIN.replace("NAME", repr(name))
+    for old, new in spec_changes.values():
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / f"{module}.py").write_text(text)
+    suite = tmp_path / f"{module}.yaml"
+    suite.write_text(f"plugins: [{module}]\naxes: {{backbone: [{name}], source: [random], ft_fraction: [0, 0.5], "
+                     "target: [synth-inbreast], transfer: [full, hybrid], seeds: 1}\n")
+    rc = main(["validate", str(suite)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_validate_builds_a_plugin_and_names_what_its_spec_gets_wrong(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc, out, err = _validate(tmp_path, "lv_ok", "lv_ok_net", capsys)
+    assert rc == 0 and "backbone lv_ok_net (plugin module lv_ok): built, spec OK" in out, out + err
+    rc, out, err = _validate(tmp_path, "lv_stage", "lv_stage_net", capsys,
+                             stage=('"stages.0", "stages.1"', '"stage.0", "stages.1"'))
+    assert rc == 2 and "'stage.0'" in err and "fix BackboneSpec.stages" in err and "Traceback" not in err, err
+    rc, out, err = _validate(tmp_path, "lv_chan", "lv_chan_net", capsys, chan=("(8, 16, 24, 32, 32)", "(8, 16, 24, 64, 32)"))
+    assert rc == 2 and "stage block3 ('stages.2') has 32 output channels, the spec declares 64" in err, err
+    rc, out, err = _validate(tmp_path, "lv_head", "lv_head_net", capsys, head=('head="head.1"', 'head="head"'))
+    assert rc == 2 and "head 'head' is a Sequential, not an nn.Linear" in err, err

@@ -12,12 +12,12 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ImplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 
 from bench.cli import main
 from bench.data import DATASETS
 from bench.data.imageio import read_dicom
+from dicom_fixture import write_dicom
 
 MASS_HEADER = ("patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,mass shape,"
                "mass margins,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path")
@@ -25,25 +25,7 @@ UID = "1.3.6.1.4.1.9590.100.1.2."
 
 
 def _dicom(path, arr, **attrs):
-    """A Secondary Capture DICOM (implicit VR little endian) holding ``arr``."""
-    arr = np.asarray(arr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.SamplesPerPixel, ds.PhotometricInterpretation = "MG", 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = arr.shape
-    ds.BitsAllocated = ds.BitsStored = arr.dtype.itemsize * 8
-    ds.HighBit, ds.PixelRepresentation = ds.BitsStored - 1, 0
-    for k, v in attrs.items():
-        setattr(ds, k, v)
-    ds.PixelData = arr.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_dicom(path, arr, **attrs)
 
 
 def _cbis_classic(root, sep=",", encoding="utf-8", descriptor="IRREGULAR"):

@@ -130,15 +130,15 @@ def scan_breastmnist(options: BreastMNISTOptions, root: Path) -> Scan:
         for row, raw in enumerate(lab.reshape(-1).tolist()):
             image_id = f"{s}/{row:05d}"
             if raw not in (0, 1):
-                bad_labels.append(f"{image_id}={raw}")
+                bad_labels.append(f"{image_id}={raw!r}")
                 scan.excluded["label not 0 or 1"] += 1
                 continue
             scan.items.append(Item(image_id=image_id, label=1 - int(raw), path=path, reader="npz",
                                    index=(f"{s}_images", row),
                                    meta={"official_split": s, "label_raw": int(raw)}))
     if bad_labels:
-        scan.warnings.append(f"{len(bad_labels)} label(s) other than 0 (malignant) or 1 (benign/normal) "
-                             f"excluded: {examples(bad_labels)}")
+        scan.warnings.append(f"{len(bad_labels)} label(s) other than the integers 0 (malignant) or 1 (benign/normal) "
+                             f"in {path.name} <split>_labels excluded: {examples(bad_labels)}")
     return scan
 
 

@@ -142,6 +142,12 @@ def load_scanned(name: str, scan, options, *, image_size: Size, root: Path | Non
     if not result.items:
         raise DatasetFormatError(f"dataset {name!r} at {result.root}: no usable image found")
     items = result.items
+    n_pos = sum(it.label for it in items)
+    if n_pos in (0, len(items)):
+        from bench.data.check import one_class_message
+
+        raise DatasetFormatError(f"{one_class_message(name, n_pos, len(items) - n_pos)} (run 'bench data check "
+                                 f"{name} --root {result.root}')")
     roi_pipeline = getattr(options, "roi_pipeline", None)
     try:
         arrays, info = cached_images(name, items, image_size, resize=getattr(options, "resize", "pad"),

@@ -49,6 +49,8 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
         scan.items = good if unreadable else scan.items
     summary = scan.summary()
     summary["near_duplicate_groups"] = None
+    if summary["images"] and not (summary["positives"] and summary["negatives"]):
+        summary["warnings"].append(one_class_message(name, summary["positives"], summary["negatives"]))
     if thumbs:
         _, info = near_duplicate_groups(np.stack(thumbs), max_distance=getattr(opts, "near_duplicate_distance",
                                                                                DEFAULT_MAX_DISTANCE))
@@ -58,6 +60,14 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
             f"images fall in groups of 2 or more, largest {info['largest_group']}; perceptual hash within "
             f"{info['max_distance']} bits). Patients with dissimilar images can still straddle a split.")
     return summary
+
+
+def one_class_message(name: str, positives: int, negatives: int) -> str:
+    """Why a dataset whose images all carry one label cannot be used (no AUC, nothing to learn)."""
+    which = "malignant (label 1)" if positives else "benign/normal (label 0)"
+    return (f"dataset {name!r}: all {positives + negatives} usable image(s) are {which}: no AUC can be computed and "
+            "there is nothing to learn; check the label policy, the class folders or label values, and the "
+            "exclusions")
 
 
 def _read_mask_files(item) -> None:

@@ -17,7 +17,7 @@ lying next to their image (``<stem>_mask.png``, ``<stem>_mask_1.png``: BUSI styl
 attached to the image and never taken as samples.
 
 ``csv``: one row per image (or per lesion: rows naming the same file are merged, malignant if any row
-says so), with a path column (relative to the CSV's folder, or absolute), a label column and optionally
+says so), with a path column (relative to the CSV's folder or to the root, or absolute), a label column and optionally
 a patient column::
 
     path,label,patient
@@ -30,6 +30,7 @@ missing and unreadable files without decoding them, and layout error messages.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -57,6 +58,17 @@ MAX_EXAMPLES = 5
 # ----------------------------------------------------------------------------------------------------------
 # Shared helpers (used by ultrasound.py and breastmnist.py too)
 # ----------------------------------------------------------------------------------------------------------
+
+def decode_text(raw: bytes) -> tuple[str, str]:
+    """A metadata file's text and the encoding read: UTF-8 (BOM optional), UTF-16 when it starts with a
+    UTF-16 BOM (Notepad's "Unicode", Excel's "Unicode Text"), else Latin-1 (a spreadsheet re-save)."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16"), "utf-16"
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
 
 def natural_key(text: str) -> list:
     """Sort key that orders ``benign (2)`` before ``benign (10)``."""
@@ -419,6 +431,7 @@ def scan_folder(options: FolderOptions, root: Path) -> Scan:
         summarize_files(scan, "image file(s) directly under the root, not in a class folder, skipped", loose, root)
     patient_rx = re.compile(options.patient_pattern) if options.patient_pattern else None
     non_images, nested, orphans, no_patient, mismatched = [], [], [], [], []
+    found = {0: 0, 1: 0}  # image files per label, readable or not
     for key, d in dirs.items():
         files, others, skipped = list_files(d, recursive=options.recursive)
         groups, orph = pair_masks(files, options.mask_pattern)
@@ -426,6 +439,9 @@ def scan_folder(options: FolderOptions, root: Path) -> Scan:
             if groups:
                 scan.excluded[f"in ignored folder {d.name}/"] += len(groups)
             continue
+        found[role[key]] += len(groups)
+        if not groups:
+            scan.warnings.append(f"class folder {d.name}/ holds no image")
         non_images += others
         nested += skipped
         orphans += orph
@@ -444,6 +460,13 @@ def scan_folder(options: FolderOptions, root: Path) -> Scan:
             scan.items.append(Item(image_id=image_id, label=role[key], path=g.image, reader=reader_for(g.image),
                                    patient_id=patient, mask_paths=tuple(masks),
                                    meta={"class": d.name, "masks": len(masks)}))
+    for label, names, option in ((1, options.positive, "positive"), (0, options.negative, "negative")):
+        if not found[label] and found[1 - label]:  # one class only: every AUC would be undefined
+            raise DatasetFormatError(
+                f"folder: no image in the {option} class folder(s) {', '.join(n + '/' for n in names)} under {root} "
+                f"(missing or empty), so every image would be label {1 - label} and no AUC could be computed. Put "
+                f"the {'malignant' if label else 'benign/normal'} images there, or name their folder in "
+                f"data.folder.{option}")
     summarize_files(scan, "non-image file(s) ignored", non_images, root)
     summarize_files(scan, "nested folder(s) inside class folders not read", nested, root,
                     "set data.folder.recursive: true to read them")
@@ -472,7 +495,8 @@ class CsvOptions(DatasetOptions):
     """``csv``: images listed in a table with a path and a label column (``data.csv`` in a suite)."""
 
     file: str | None = Field(None, description="the table, relative to the root; null: the only *.csv in the root")
-    path_column: str = Field("path", description="column with image paths (relative to the table's folder)")
+    path_column: str = Field("path", description="column with image paths (relative to the table's folder, else "
+                                                  "to the root, or absolute)")
     label_column: str = Field("label", description="column with the label")
     patient_column: str | None = Field(None, description="column with the patient id; null: no patient ids")
     positive: tuple[str, ...] = Field(("1", "malignant"), min_length=1,
@@ -532,12 +556,11 @@ def _read_table(path: Path, delimiter: str | None, scan: Scan,
     that yields a header with all ``required`` columns (paths or labels may contain the sniffed one).
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
+        text, encoding = decode_text(path.read_bytes())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetFormatError(f"csv: cannot read table {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if encoding == "latin-1":
         scan.warnings.append(f"{path.name} is not UTF-8; read as Latin-1 (save it as UTF-8 to be sure of names)")
-    except OSError as exc:
-        raise DatasetFormatError(f"csv: cannot read table {path}: {exc.strerror}") from None
 
     def parse(delim: str) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
@@ -581,7 +604,8 @@ def _column(header: list[str], name: str, option: str, path: Path) -> int:
 
 
 def _resolve(raw: str, base: Path, root: Path) -> tuple[Path, str]:
-    """The file a table cell names (relative to the table's folder) and its image id.
+    """The file a table cell names (relative to the table's folder; else, when only that exists, relative to
+    the dataset root) and its image id.
 
     The id is the path relative to the dataset root when the file lies under it (stable across
     machines), else the path as written. Backslashes of a table written on Windows are accepted.
@@ -589,6 +613,8 @@ def _resolve(raw: str, base: Path, root: Path) -> tuple[Path, str]:
     p = Path(raw)
     if os.sep == "/" and "\\" in raw and not (base / p).exists():
         p = Path(raw.replace("\\", "/"))
+    if not p.is_absolute() and not (base / p).exists() and (root / p).exists():
+        base = root  # a table in a sub-folder listing paths from the dataset root
     path = Path(os.path.normpath(p if p.is_absolute() else base / p))
     try:
         return path, path.relative_to(os.path.normpath(root)).as_posix()

@@ -15,7 +15,7 @@ import numpy as np
 def to_gray(arr: np.ndarray) -> np.ndarray:
     """2-d float32 from a 2-d array or an (H, W, C) image (identical channels are common: PNG/JPEG)."""
     a = np.asarray(arr)
-    if a.ndim == 3:
+    if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
         if a.shape[-1] == 4:  # drop alpha
             a = a[..., :3]
         if a.shape[-1] == 1 or np.array_equal(a[..., 0], a[..., -1]) and np.array_equal(a[..., 0], a[..., 1]):
@@ -39,13 +39,20 @@ def read_image(path: str | Path) -> np.ndarray:
                 arr = np.asarray(im.convert("RGB") if im.mode in ("P", "LA", "1") else im)
             else:
                 arr = np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # Pillow raises ValueError/SyntaxError for a malformed header or pixel text (e.g. an ASCII P2 PGM)
         raise ValueError(f"{path}: unreadable image ({exc})") from None
     return to_gray(arr)
 
 
 def read_dicom(path: str | Path) -> np.ndarray:
-    """Pixels of a DICOM file as float32 with modality and VOI LUTs applied, MONOCHROME1 inverted."""
+    """Pixels of a DICOM file as float32 with modality and VOI LUTs applied, MONOCHROME1 inverted.
+
+    Empty Rescale/Window elements (zero length, as some exporters write them) are treated as absent, and a
+    VOI transform pydicom refuses (Window Width 0, an unknown VOI LUT Function, a malformed LUT) is skipped:
+    it only sets display contrast, and the values are min-max scaled later anyway. A multi-frame file
+    (tomosynthesis, cine) is an error: one file must hold one 2-d image.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
@@ -53,12 +60,28 @@ def read_dicom(path: str | Path) -> np.ndarray:
     try:
         ds = pydicom.dcmread(path)
         raw = ds.pixel_array
-    except (InvalidDicomError, OSError, AttributeError, ValueError, RuntimeError) as exc:
+    except (InvalidDicomError, OSError, AttributeError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise ValueError(f"{path}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
-    arr = apply_modality_lut(raw, ds)  # stays integer without a rescale: a VOI LUT then indexes it exactly
+    frames = ds.get("NumberOfFrames") or 1
+    if int(frames) > 1 or raw.ndim > 2 + (int(ds.get("SamplesPerPixel") or 1) > 1):
+        raise ValueError(f"{path}: multi-frame DICOM ({frames} frames, shape {raw.shape}); expected one 2-d image "
+                         "per file (tomosynthesis or cine files cannot be used: export one frame, e.g. the "
+                         "synthetic 2-d view)")
+    for kw in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence", "WindowCenter", "WindowWidth",
+               "VOILUTSequence", "VOILUTFunction"):
+        if kw in ds and ds[kw].VM == 0:  # present but empty: as if absent
+            del ds[kw]
+    try:
+        arr = apply_modality_lut(raw, ds)  # stays integer without a rescale: a VOI LUT then indexes it exactly
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{path}: unusable Modality LUT / Rescale Slope-Intercept ({type(exc).__name__}: "
+                         f"{exc}); fix or remove those elements") from None
     if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        arr = apply_voi_lut(arr, ds, prefer_lut=True)
-    arr = arr.astype(np.float64)
+        try:
+            arr = apply_voi_lut(arr, ds, prefer_lut=True)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            pass  # an invalid display window: keep the modality values (see the docstring)
+    arr = np.asarray(arr, dtype=np.float64)
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         arr = arr.max() + arr.min() - arr
     return to_gray(arr)

@@ -15,7 +15,8 @@ Quirks handled:
   or tab separators is read with a warning. Every value is stripped, so the ACR cell made of 193 spaces
   becomes "no density"; blank rows (Excel exports) are skipped.
 * ``Patient ID`` is the literal ``removed``: the patient is the 16-hex token of the DICOM file name (the
-  2nd ``_`` field), lower-cased. A patient's images stay together whatever their acquisition date.
+  2nd ``_`` field), lower-cased. A patient's images stay together whatever their acquisition date. A renamed
+  file without a 16-hex token is its own patient (warned), never grouped by another token such as ``MG``.
 * ``Bi-Rads`` is a string (``1``..``6``, ``4a``/``4b``/``4c``); the label comes from a named policy
   (:data:`POLICIES`). Excluded images are counted per reason in ``Scan.excluded``.
 * The view is ``MLO`` in the CSV but ``ML`` in file names: both become ``MLO``. The one ``FB`` view is
@@ -37,7 +38,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import describe_dir
+from bench.data.generic import decode_text, describe_dir
 from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 
 NAME = "inbreast"
@@ -56,6 +57,7 @@ POLICIES: dict[str, dict[int, int | None]] = {
 }
 
 _BIRADS = re.compile(r"^([0-6])([abc])?$")
+_HASH = re.compile(r"^[0-9a-f]{16}$", re.IGNORECASE)
 _FILE = re.compile(r"^(?P<id>[^_]+)_(?P<hash>[0-9a-f]{16})_MG_(?P<lat>[LR])_(?P<view>[A-Z]+)_ANON$", re.IGNORECASE)
 _COLUMNS = {"laterality": "Laterality", "view": "View", "filename": "File Name", "birads": "Bi-Rads"}
 
@@ -153,11 +155,11 @@ def read_csv(path: Path) -> tuple[list[dict], list[str]]:
     skipped.
     """
     warnings: list[str] = []
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+        text = decode_text(path.read_bytes())[0]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetFormatError(f"{path}: cannot read {CSV_NAME} ({exc}); save it as a ';'-separated text "
+                                 "file") from None
     header = text.splitlines()[0] if text.strip() else ""
     counts = {sep: header.count(sep) for sep in (";", ",", "\t")}
     sep = ";" if counts[";"] else max(counts, key=counts.get)
@@ -295,7 +297,8 @@ def scan(options: INbreastOptions, root: Path) -> Scan:
             patient, f_lat, f_view = m["hash"].lower(), m["lat"].upper(), _norm_view(m["view"])
         else:
             bad_names.append(path.name)
-            patient = tokens[1].lower() if len(tokens) > 1 else None
+            # a renamed file: the hash is whichever later token is 16 hex digits (never "MG" or a side/view)
+            patient = next((t.lower() for t in tokens[1:] if _HASH.match(t)), None)
             f_lat = f_view = None
         if patient is None:
             patient = f"image-{fid}"  # no hash at all: the image is its own group (warned below)
@@ -330,8 +333,8 @@ def scan(options: INbreastOptions, root: Path) -> Scan:
         out.warnings.append(f"{len(bad_birads)} row(s) with a 'Bi-Rads' value that is not 0-6 or 4a/4b/4c, "
                             f"excluded: {'; '.join(bad_birads[:5])}" + (" ..." if len(bad_birads) > 5 else ""))
     if bad_names:
-        out.warnings.append(f"{len(bad_names)} DICOM name(s) do not follow {FILE_PATTERN}; the patient is taken "
-                            f"from the 2nd '_' field (or the image is its own patient): "
+        out.warnings.append(f"{len(bad_names)} DICOM name(s) do not follow {FILE_PATTERN}; the patient is the "
+                            f"16-hex token of the name, or, without one, the image itself (no patient grouping): "
                             f"{', '.join(bad_names[:5])}" + (" ..." if len(bad_names) > 5 else ""))
     if bad_xml:
         out.warnings.append(f"{len(bad_xml)} unreadable {XML_DIR} file(s); those images have no lesion mask: "

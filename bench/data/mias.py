@@ -11,8 +11,9 @@ Layout read (../shared/DATASETS.md section 3)::
 ``Info.txt`` columns: REFNUM, background tissue (F/G/D), CLASS (CALC CIRC SPIC MISC ARCH ASYM NORM),
 SEVERITY (B/M), X, Y, RADIUS - one line per abnormality. Quirks handled:
 
-* Lines are split on any whitespace (trailing spaces, double spaces, tabs, CRLF); only lines whose first
-  token is ``mdbNNN`` are data (header and README prose are skipped).
+* Lines are split on any whitespace (trailing spaces, double spaces, tabs, CRLF), and on commas or semicolons
+  (a copy re-saved as CSV); only lines whose first token is ``mdbNNN`` are data (header and README prose are
+  skipped). A UTF-16 file (Notepad's "Unicode") is read by its BOM.
 * Lines have 3 (NORM), 4 (abnormality without location: widely distributed calcifications, mdb059) or 7
   fields; a non-numeric X (``*NOTE 3*`` in some copies) means "no location". Lines with too few fields or an
   unknown class are ignored with a warning.
@@ -36,7 +37,7 @@ from typing import Literal
 from pydantic import Field
 
 from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import describe_dir
+from bench.data.generic import decode_text, describe_dir
 from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 
 NAME = "mias"
@@ -48,6 +49,7 @@ EXPECTED = ("expected the mini-MIAS layout: Info.txt (REFNUM BG CLASS SEVERITY X
             "abnormality) and the images mdb001.pgm ... mdb322.pgm (e.g. in all-mias/)")
 _REF = re.compile(r"^mdb(\d{3})$", re.IGNORECASE)
 _NUM = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_SEP = re.compile(r"[\s,;]+")  # whitespace; commas or semicolons in a copy re-saved as CSV
 
 Policy = Literal["malignant", "benign-vs-malignant", "abnormal-vs-normal"]
 
@@ -110,7 +112,7 @@ def parse_info(text: str, *, source: str = "Info.txt") -> tuple[dict[str, list[d
     seen: set[tuple[str, ...]] = set()
     warnings: list[str] = []
     for lineno, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        tokens = raw.split()
+        tokens = [t for t in _SEP.split(raw) if t]
         if not tokens or not _REF.match(tokens[0]):
             continue
         where = f"{source} line {lineno}"
@@ -162,11 +164,11 @@ def image_label(records: list[dict], policy: str = "malignant") -> tuple[int | N
 
 
 def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        return decode_text(path.read_bytes())[0]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetFormatError(f"dataset {NAME!r}: cannot read {path} ({exc}); save it as a plain-text "
+                                 "file") from None
 
 
 def find_list(root: Path, info_file: str | None) -> tuple[Path | None, str, list[str]]:

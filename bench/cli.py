@@ -30,11 +30,30 @@ class CliError(UserError):
 
 
 def _results_root(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("BENCH_RESULTS", "results"))
+    root = Path(arg or os.environ.get("BENCH_RESULTS", "results"))
+    flag = "--results" if arg else ("$BENCH_RESULTS" if os.environ.get("BENCH_RESULTS") else "results root")
+    _check_root(root, flag, "results/<suite>")
+    from bench.records import MANIFEST, read_record_any
+
+    man = read_record_any(root / MANIFEST) if root.is_dir() else None
+    if man is not None:
+        raise CliError(f"{flag} {root}: this is the results folder of suite {man.get('suite')!r} itself; pass the "
+                       f"folder that holds it ({root.parent}), results go to <root>/<suite>")
+    return root
 
 
 def _reports_root(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("BENCH_REPORTS", "reports"))
+    root = Path(arg or os.environ.get("BENCH_REPORTS", "reports"))
+    _check_root(root, "--reports" if arg else ("$BENCH_REPORTS" if os.environ.get("BENCH_REPORTS") else "reports root"),
+                "reports/<suite>")
+    return root
+
+
+def _check_root(root: Path, flag: str, layout: str) -> None:
+    """A results or reports root must be a folder (or not exist yet), and so must every folder above it."""
+    for p in (root, *root.parents):
+        if p.exists() and not p.is_dir():
+            raise CliError(f"{flag} {root}: {p} is a file, not a folder; pass a folder (it will hold {layout})")
 
 
 def cmd_validate(args) -> int:
@@ -100,6 +119,7 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     settings = _executor_overrides(args, suite)
     root = _results_root(args.results)
+    reports = _reports_root(args.reports)  # checked before anything is computed
     n_na = sum(1 for c in suite.cells if c.na_reason)
     where = f"{settings.workers} worker process(es)" if settings.workers else "this process"
     print(f"suite {suite.name}: {len(suite.cells)} cells ({n_na} NA), {len(suite.pretrain_jobs)} pre-training "
@@ -116,7 +136,7 @@ def cmd_run(args) -> int:
               f"('bench status {root / suite.name}' shows why; 'bench run {args.suite} --retry-failed' retries "
               "them)", file=sys.stderr)
     svcca_failed = _run_svcca(suite, root) if suite.config.analysis.svcca else 0
-    path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports),
+    path = _write_report(suite_records(suite, root), suite.name, reports,
                          _svcca_records(root / suite.name, suite), folder=root / suite.name)
     print(f"report: {path}")
     return 1 if summary.failed or summary.kept_failed or svcca_failed else 0
@@ -154,8 +174,9 @@ def cmd_svcca(args) -> int:
         raise CliError(f"{suite.path or suite.name}: analysis.svcca: the suite asks for no SVCCA analysis; add e.g. "
                        "'analysis: {svcca: {targets: [synth-inbreast]}}' to it")
     root = _results_root(args.results)
+    reports = _reports_root(args.reports)
     failed = _run_svcca(suite, root)
-    path = _write_report(suite_records(suite, root), suite.name, _reports_root(args.reports),
+    path = _write_report(suite_records(suite, root), suite.name, reports,
                          _svcca_records(root / suite.name, suite), folder=root / suite.name)
     print(f"report: {path}")
     return 1 if failed else 0
@@ -176,6 +197,8 @@ def cmd_plan(args) -> int:
 def cmd_status(args) -> int:
     from bench.runner.status import StatusError, folder_status, format_status
 
+    if args.limit < 0:
+        raise CliError(f"--limit {args.limit}: give 0 or more (cells listed per state)")
     try:
         st = folder_status(args.results_dir)
     except StatusError as exc:
@@ -214,12 +237,19 @@ def cmd_report(args) -> int:
     records = load_records(folder)
     if not records:
         raise CliError(f"{folder}: no cell records (*.json) found; is this a results/<suite> folder?")
+    _note_damaged(folder)
+    if args.suite:
+        from bench.suite import suite_name_problem
+
+        if suite_name_problem(args.suite):
+            raise CliError(f"--suite: {suite_name_problem(args.suite)}")
+    reports = _reports_root(args.reports)
     records, dropped = latest_per_cell(records)
     if dropped:
         print(f"note: {dropped} older record(s) with the same axes but another config were left out "
               f"(the newest of each is reported)", file=sys.stderr)
     suite = args.suite or records[0].get("suite") or folder.name
-    path = _write_report(records, suite, _reports_root(args.reports), _svcca_records(folder), folder=folder)
+    path = _write_report(records, suite, reports, _svcca_records(folder), folder=folder)
     if args.curves:
         from bench.report import accuracy_curves_figure
 
@@ -229,6 +259,17 @@ def cmd_report(args) -> int:
     if args.print:
         print(path.read_text())
     return 0
+
+
+def _note_damaged(folder: Path) -> None:
+    """Say which *.json files of a results folder are not readable records (they are left out)."""
+    from bench.records import damaged_records
+
+    bad = damaged_records(folder)
+    if bad:
+        print(f"note: {len(bad)} file(s) in {folder} are not complete records and were left out: "
+              f"{', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''} ('bench run SUITE' recomputes "
+              "a cell whose record is damaged)", file=sys.stderr)
 
 
 def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
@@ -251,9 +292,12 @@ def cmd_verify(args) -> int:
     from bench.runner.cell import recompute_metrics
 
     folder = Path(args.results_dir)
-    records = load_records(folder) if folder.is_dir() else []
+    if not folder.is_dir():
+        raise CliError(f"{folder}: no such results folder. Run 'bench run SUITE' first, or pass results/<suite>.")
+    records = load_records(folder)
     if not records:
         raise CliError(f"{folder}: no cell records found; pass a results/<suite> folder")
+    _note_damaged(folder)
     bad, checked = 0, 0
     for r in records:
         if r["status"] != "ok":
@@ -281,10 +325,10 @@ def cmd_data_check(args) -> int:
 
     from bench.data.check import check_dataset, format_summary
 
-    options = dict(kv.split("=", 1) for kv in (args.option or []))
     bad = [kv for kv in (args.option or []) if "=" not in kv]
     if bad:
         raise CliError(f"--option takes key=value, got {bad[0]!r}")
+    options = dict(kv.split("=", 1) for kv in (args.option or []))
     if args.policy:
         options["policy"] = args.policy
     root = args.root or (Path(args.data_root) / args.name if args.data_root else None)
@@ -350,9 +394,18 @@ def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="local executor: worker processes (0 = run in this process)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags: a typo like ``--worker 2`` must be an error, not a real run with ``--workers 2``.
+    Sub-command parsers are made of the same class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description="Transfer-learning benchmark harness for breast imaging.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="bench", description="Transfer-learning benchmark harness for breast imaging.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a suite (skipping finished cells), then render its report")
@@ -434,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:  # dataset options given on the command line
         print("error: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
                                     for e in exc.errors()), file=sys.stderr)
+        return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:  # e.g. a read-only --results folder
+        print(f"error: {exc.filename}: {exc.strerror}; check the folder's permissions, or pass another --results/"
+              "--reports folder (finished cells are saved)", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `bench ... | head`: the reader left; nothing to report
         sys.stderr.close()

@@ -61,7 +61,7 @@ def read_record(path: str | Path) -> dict | None:
     """A record, or None if the file is missing or not a complete record."""
     try:
         rec = json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return rec if isinstance(rec, dict) and "status" in rec and "cell_id" in rec else None
 
@@ -73,7 +73,7 @@ def read_record_any(path: str | Path) -> dict | None:
     """Any JSON object (a manifest, a record), or None if the file is missing or not a whole JSON object."""
     try:
         obj = json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -84,6 +84,18 @@ def iter_records(results_dir: str | Path) -> Iterator[dict]:
         rec = read_record(p)
         if rec is not None:
             yield rec
+
+
+def damaged_records(results_dir: str | Path) -> list[Path]:
+    """The ``*.json`` files of a results folder that are not readable JSON (a damaged or foreign file); the
+    manifest and other whole JSON objects are not listed."""
+    bad = []
+    for p in sorted(Path(results_dir).glob("*.json")):
+        try:
+            json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            bad.append(p)
+    return bad
 
 
 def load_records(results_dir: str | Path) -> list[dict]:

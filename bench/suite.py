@@ -40,6 +40,18 @@ class SuiteError(UserError, ValueError):
     """A suite file is invalid; the message names file, field, bad value and the fix."""
 
 
+def suite_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a suite, or None. It becomes the folders results/<name> and reports/<name>,
+    so it must be one folder name: no '/', no '..', no spaces."""
+    import re
+
+    if re.fullmatch(r"[\w][\w.-]*", name) and name not in (".", ".."):
+        return None
+    suggestion = re.sub(r"[^\w.-]+", "-", name).strip("-.") or "my-suite"
+    return (f"suite name {name!r} becomes the folder results/<name>: use one folder name of letters, digits, "
+            f"'-', '_' and '.' (e.g. {suggestion!r})")
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -254,11 +266,32 @@ class Axes(_Frozen):
                                  "patients) or a whole number of patients >= 1 (20 = fine-tune on 20 patients)")
         return v
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds_type(cls, v):
+        if isinstance(v, bool) or (isinstance(v, list) and any(isinstance(x, bool) for x in v)):
+            raise ValueError(f"seeds {v!r}: give a count (3 -> seeds 0, 1, 2) or a list of whole numbers, not true/false")
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v):
         if isinstance(v, int) and v < 1:
             raise ValueError("seeds must be a positive count (3 -> seeds 0, 1, 2) or a list of seeds")
+        if isinstance(v, list) and not v:
+            raise ValueError("seeds is an empty list: give a count (3 -> seeds 0, 1, 2) or a list of seeds ([0, 1, 2])")
+        return v
+
+    @field_validator("backbone", "source", "ft_fraction", "target", "transfer", "train_mode", "seeds")
+    @classmethod
+    def _distinct(cls, v, info):
+        if isinstance(v, list):
+            seen: list = []
+            for x in v:
+                if x in seen:
+                    raise ValueError(f"{x!r} is listed twice; each value of an axis must be distinct (a duplicate "
+                                     f"would be the same cells twice, counted twice in the report): remove one")
+                seen.append(x)
         return v
 
     @property
@@ -272,6 +305,21 @@ class SuiteConfig(_Frozen):
     axes: Axes
     exclude: list[dict[str, Any]] = []
     image_size: Union[int, tuple[int, int]] = 64  # a square side, or [height, width] (Shen: [1152, 896])
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        problem = suite_name_problem(v) if v else None
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size_shape(cls, v):
+        if isinstance(v, bool) or (isinstance(v, (list, tuple)) and len(v) != 2):
+            raise ValueError(f"image_size {v!r}: give one side in pixels (64) or [height, width] (e.g. [1152, 896])")
+        return v
 
     @field_validator("image_size")
     @classmethod
@@ -396,13 +444,73 @@ def list_suites() -> list[str]:
 def load_suite(name_or_path: str | Path) -> Suite:
     """Read, validate and expand a suite. Raises :class:`SuiteError` with a precise message."""
     path = resolve_suite_path(name_or_path)
+    if path.is_dir():
+        raise SuiteError(f"{path}: is a folder, not a suite file; pass a .yaml file (or a suite name: bench list suites)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot be read: {exc.strerror}") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+        tabs = " (YAML indents with spaces, never tabs)" if "'\\t'" in str(exc) else ""
+        raise SuiteError(f"{path}: not valid YAML{tabs}: {exc}") from None
+    if raw is None:
+        raise SuiteError(f"{path}: the file is empty (or only comments); a suite is a YAML mapping with at least "
+                         "'axes:' (see suites/smoke.yaml)")
     if not isinstance(raw, dict):
         raise SuiteError(f"{path}: a suite is a YAML mapping with at least 'axes:'; got {type(raw).__name__}")
     return build_suite(raw, path=path)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: let the constructor report it
+            break
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping (first on line {first + 1}, again on line "
+                f"{key_node.start_mark.line + 1}); YAML would silently keep only the last one: remove one",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def _union_tag(part) -> bool:
+    """A part of a pydantic error location that names a member of a union (``int``, ``list[int]``), not a field."""
+    return isinstance(part, str) and (part in ("int", "float", "str", "bool") or part.startswith(("list[", "tuple[")))
+
+
+def _errors(exc: ValidationError, where: str, prefix: str = "") -> str:
+    """One line per problem. Of a union (``seeds: 3`` or ``seeds: [0, 1]``), only the member the value was meant
+    as: pydantic reports every member (``axes.seeds.int: ...`` and ``axes.seeds.list[int]: ...``)."""
+    errors = exc.errors()
+    keep = []
+    for e in errors:
+        loc = tuple(e["loc"])
+        tag = next((i for i, part in enumerate(loc) if _union_tag(part)), None)
+        if tag is not None and len(loc) == tag + 1 and e["type"].endswith("_type"):
+            siblings = [o for o in errors if o is not e and tuple(o["loc"])[:tag] == loc[:tag]
+                        and len(o["loc"]) > tag and _union_tag(o["loc"][tag]) and o["loc"][tag] != loc[tag]]
+            if any(not (len(o["loc"]) == tag + 1 and o["type"].endswith("_type")) for o in siblings):
+                continue  # the value is not of this member's type, and another member has a real complaint
+        keep.append(e)
+    return "\n".join(f"{where}: {prefix}{_loc(e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in keep)
 
 
 def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None) -> Suite:
@@ -411,8 +519,7 @@ def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None)
     try:
         cfg = SuiteConfig(**raw)
     except ValidationError as exc:
-        raise SuiteError("\n".join(f"{where}: {_loc(e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                                   for e in exc.errors())) from None
+        raise SuiteError(_errors(exc, where)) from None
     suite_name = name or cfg.name or (path.stem if path else "suite")
     for mod in cfg.plugins:
         try:
@@ -525,8 +632,7 @@ def _dataset_options(dname: str, opts: dict | None, where: str) -> dict:
     try:
         resolved = spec.options(**opts).model_dump(mode="json")
     except ValidationError as exc:
-        raise SuiteError("\n".join(f"{where}: data.{dname}.{_loc(e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                                   for e in exc.errors())) from None
+        raise SuiteError(_errors(exc, where, f"data.{dname}.")) from None
     if root is not None:
         resolved["root"] = str(root)
     return resolved
@@ -559,8 +665,7 @@ def backbone_config(cfg: SuiteConfig, backbone: str, where: str = "<suite>") -> 
     try:
         return SuiteConfig(**raw)
     except ValidationError as exc:
-        raise SuiteError("\n".join(f"{where}: per_backbone.{backbone}.{_loc(e['loc'])}: {e['msg']} "
-                                   f"(got {e.get('input')!r})" for e in exc.errors())) from None
+        raise SuiteError(_errors(exc, where, f"per_backbone.{backbone}.")) from None
 
 
 def _check_per_backbone(cfg: SuiteConfig, where: str) -> None:
@@ -596,6 +701,14 @@ def train_modes(cfg: SuiteConfig, where: str = "<suite>") -> dict[str, FinetuneS
         raise SuiteError(f"{where}: train_modes.{DEFAULT_TRAIN_MODE}: the name {DEFAULT_TRAIN_MODE!r} is reserved for "
                          "the 'finetune' block itself; change 'finetune', or give this mode another name")
     base = cfg.finetune.model_dump(exclude_unset=True)
+    # every defined mode is checked, also one not (yet) on the axis: a typo in it must not wait for that day
+    settings: dict[str, FinetuneSettings] = {}
+    for name, mode in cfg.train_modes.items():  # each a mapping: pydantic checked that
+        _check_unknown_keys(mode, FinetuneSettings, where, ("train_modes", name))
+        try:
+            settings[name] = FinetuneSettings(**_merged(base, mode))
+        except ValidationError as exc:
+            raise SuiteError(_errors(exc, where, f"train_modes.{name}.")) from None
     out: dict[str, FinetuneSettings] = {}
     for i, name in enumerate(cfg.axes.train_mode):
         if name == DEFAULT_TRAIN_MODE:
@@ -606,13 +719,7 @@ def train_modes(cfg: SuiteConfig, where: str = "<suite>") -> dict[str, FinetuneS
             raise SuiteError(f"{where}: axes.train_mode[{i}]: unknown train mode {name!r}." + _hint(name, defined)
                              + f" Defined: {', '.join(map(repr, defined))} (name a mode under 'train_modes:', "
                              "e.g. 'train_modes: {tl: {schedule: falconi-tl, head: falconi-tl}}').")
-        mode = cfg.train_modes[name]  # a mapping: pydantic checked that
-        _check_unknown_keys(mode, FinetuneSettings, where, ("train_modes", name))
-        try:
-            out[name] = FinetuneSettings(**_merged(base, mode))
-        except ValidationError as exc:
-            raise SuiteError("\n".join(f"{where}: train_modes.{name}.{_loc(e['loc'])}: {e['msg']} "
-                                       f"(got {e.get('input')!r})" for e in exc.errors())) from None
+        out[name] = settings[name]
     return out
 
 
@@ -626,10 +733,18 @@ def _check_exclusions(cfg: SuiteConfig, where: str) -> None:
             if key not in axes:
                 raise SuiteError(f"{where}: exclude[{i}].{key}: unknown axis {key!r}." + _hint(key, list(axes))
                                  + f" Axes: {', '.join(axes)}.")
+            if isinstance(val, list) and not val:
+                raise SuiteError(f"{where}: exclude[{i}].{key}: an empty list matches nothing; give a value of axis "
+                                 f"{key!r} ({axes[key]}) or a list of them, or remove '{key}'")
             for v in val if isinstance(val, list) else [val]:
-                if v not in axes[key]:
+                if v not in axes[key] or isinstance(v, bool):
+                    by_text = {str(a): a for a in axes[key]}
+                    hint = closest(str(v), list(by_text))
                     raise SuiteError(f"{where}: exclude[{i}].{key}: {v!r} is not a value of axis {key!r}"
-                                     f" ({axes[key]}); the exclusion would match nothing." + _hint(str(v), [str(a) for a in axes[key]]))
+                                     f" ({axes[key]}); the exclusion would match nothing."
+                                     + (f" Did you mean: {', '.join(repr(by_text[h]) for h in hint)}?" if hint else "")
+                                     + (" (Write numbers without quotes.)" if str(v) in by_text and isinstance(v, str)
+                                        else ""))
 
 
 def _check_analysis(cfg: SuiteConfig, where: str) -> None:

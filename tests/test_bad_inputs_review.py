@@ -187,3 +187,11 @@ def test_an_abbreviated_flag_is_an_error_not_a_run(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --worker 2" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_docs_table_lists_every_review_case():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "bad-inputs.md").read_text()
+    for case_id, _, _ in CASES:
+        assert f"`{case_id}`" in doc, case_id

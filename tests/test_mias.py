@@ -224,3 +224,11 @@ def test_lesion_kind_from_the_class_column(tree):
     assert by_id["mdb902"] == "" and by_id["mdb908"] is None
     d = load_dataset("mias", {}, image_size=32, root=tree)
     assert "lesion_kind" not in d.meta  # one finding of unknown kind: no per-image list, patches use 3 classes
+
+
+def test_a_partial_location_is_kept_without_location_and_warned():
+    recs, warnings = mias.parse_info("mdb001 G CIRC B 535 425\nmdb002 G CALC M *NOTE 3*\n")
+    (a,) = recs["mdb001"]
+    assert a["x"] is None and a["severity"] == "B" and a["note"] == "535 425"
+    assert [w for w in warnings if "'535 425' is not X Y RADIUS" in w]
+    assert not [w for w in warnings if "NOTE" in w]  # the documented *NOTE 3* is expected, not warned

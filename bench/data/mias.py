@@ -145,6 +145,9 @@ def parse_info(text: str, *, source: str = "Info.txt") -> tuple[dict[str, list[d
                     warnings.append(f"{where}: centre ({x}, {y}) lies outside the {FILM_SIZE} x {FILM_SIZE} film")
             elif rest:
                 rec["note"] = " ".join(rest)  # "*NOTE 3*" or a partial location: no location
+                if _NUM.match(rest[0]):  # numbers, but not all three of X Y RADIUS: say so (a *NOTE* is expected)
+                    warnings.append(f"{where}: location {rec['note']!r} is not X Y RADIUS; the abnormality is kept "
+                                    "without a location (no lesion mask or patch for it)")
         out.setdefault(refnum, []).append(rec)
     return out, warnings
 

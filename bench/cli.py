@@ -237,7 +237,7 @@ def cmd_report(args) -> int:
     records = load_records(folder)
     if not records:
         raise CliError(f"{folder}: no cell records (*.json) found; is this a results/<suite> folder?")
-    _note_damaged(folder)
+    _note_damaged(folder, records)
     if args.suite:
         from bench.suite import suite_name_problem
 
@@ -261,11 +261,11 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _note_damaged(folder: Path) -> None:
+def _note_damaged(folder: Path, records: list[dict]) -> None:
     """Say which *.json files of a results folder are not readable records (they are left out)."""
     from bench.records import damaged_records
 
-    bad = damaged_records(folder)
+    bad = damaged_records(folder, skip={f"{r.get('cell_id')}.json" for r in records})
     if bad:
         print(f"note: {len(bad)} file(s) in {folder} are not complete records and were left out: "
               f"{', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''} ('bench run SUITE' recomputes "
@@ -297,7 +297,7 @@ def cmd_verify(args) -> int:
     records = load_records(folder)
     if not records:
         raise CliError(f"{folder}: no cell records found; pass a results/<suite> folder")
-    _note_damaged(folder)
+    _note_damaged(folder, records)
     bad, checked = 0, 0
     for r in records:
         if r["status"] != "ok":

@@ -86,11 +86,14 @@ def iter_records(results_dir: str | Path) -> Iterator[dict]:
             yield rec
 
 
-def damaged_records(results_dir: str | Path) -> list[Path]:
+def damaged_records(results_dir: str | Path, skip: set[str] | frozenset = frozenset()) -> list[Path]:
     """The ``*.json`` files of a results folder that are not readable JSON (a damaged or foreign file); the
-    manifest and other whole JSON objects are not listed."""
+    manifest and other whole JSON objects are not listed. ``skip``: file names already read as records (so a
+    large folder is not parsed twice)."""
     bad = []
     for p in sorted(Path(results_dir).glob("*.json")):
+        if p.name in skip:
+            continue
         try:
             json.loads(p.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -111,7 +111,7 @@ import pandas as pd
 from pydantic import Field
 
 from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import describe_dir
+from bench.data.generic import decode_text, describe_dir
 from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
 
 NAME = "cbis-ddsm"
@@ -240,11 +240,8 @@ def read_case_csv(path: Path, kind: str, split: str, warnings: list[str], exclud
     Raises:
         DatasetFormatError: the file cannot be parsed or lacks a required column.
     """
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:  # re-saved by a spreadsheet on Windows
-        text = raw.decode("cp1252", errors="replace")
+    text, encoding = decode_text(path.read_bytes())
+    if encoding == "windows-1252":  # re-saved by a spreadsheet on Windows
         warnings.append(f"{path.name} is not UTF-8; read as Windows-1252 (descriptor spellings may differ)")
     header = text.split("\n", 1)[0]
     sep = max((",", ";", "\t"), key=header.count)  # ',' in the release; ';' or tab in re-saved copies

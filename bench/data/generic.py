@@ -61,13 +61,14 @@ MAX_EXAMPLES = 5
 
 def decode_text(raw: bytes) -> tuple[str, str]:
     """A metadata file's text and the encoding read: UTF-8 (BOM optional), UTF-16 when it starts with a
-    UTF-16 BOM (Notepad's "Unicode", Excel's "Unicode Text"), else Latin-1 (a spreadsheet re-save)."""
+    UTF-16 BOM (Notepad's "Unicode", Excel's "Unicode Text"), else Windows-1252 (a spreadsheet re-save on
+    Windows; Latin-1 text reads the same), undefined bytes replaced. Callers warn when it is not UTF."""
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return raw.decode("utf-16"), "utf-16"
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
-        return raw.decode("latin-1"), "latin-1"
+        return raw.decode("cp1252", errors="replace"), "windows-1252"
 
 
 def natural_key(text: str) -> list:
@@ -559,8 +560,8 @@ def _read_table(path: Path, delimiter: str | None, scan: Scan,
         text, encoding = decode_text(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetFormatError(f"csv: cannot read table {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if encoding == "latin-1":
-        scan.warnings.append(f"{path.name} is not UTF-8; read as Latin-1 (save it as UTF-8 to be sure of names)")
+    if encoding == "windows-1252":
+        scan.warnings.append(f"{path.name} is not UTF-8; read as Windows-1252 (save it as UTF-8 to be sure of names)")
 
     def parse(delim: str) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)

@@ -225,7 +225,13 @@ def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_rec
     position = {cid: i for i, cid in enumerate((man or {}).get("cells") or {})}
     records = sorted(records, key=lambda r: (position.get(r.get("cell_id"), len(position)), tuple(
         "" if k == "train_mode" and _axis_value(r, k) == "default" else str(_axis_value(r, k)) for k in AXES)))
-    return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records)
+    shown = {r.get("cell_id") for r in records}
+    stale = 0 if folder is None else sum(1 for p in folder.glob("*.json")
+                                         if not p.name.startswith("_") and p.stem not in shown)
+    if stale:
+        print(f"note: {stale} record(s) in {folder} belong to an earlier configuration of the suite (for instance "
+              "before BatchNorm re-estimation) and are left out of the report", file=sys.stderr)
+    return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records, stale=stale)
 
 
 def cmd_report(args) -> int:
@@ -244,6 +250,7 @@ def cmd_report(args) -> int:
         if suite_name_problem(args.suite):
             raise CliError(f"--suite: {suite_name_problem(args.suite)}")
     reports = _reports_root(args.reports)
+    records = current_records(folder, records)
     records, dropped = latest_per_cell(records)
     if dropped:
         print(f"note: {dropped} older record(s) with the same axes but another config were left out "
@@ -270,6 +277,16 @@ def _note_damaged(folder: Path, records: list[dict]) -> None:
         print(f"note: {len(bad)} file(s) in {folder} are not complete records and were left out: "
               f"{', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''} ('bench run SUITE' recomputes "
               "a cell whose record is damaged)", file=sys.stderr)
+
+
+def current_records(folder: Path, records: list[dict]) -> list[dict]:
+    """The records of the suite's current cells, by the folder's manifest (written by every ``bench run``); all of
+    them when there is no manifest or none of them is current (a folder copied without its manifest)."""
+    from bench.records import MANIFEST, read_record_any
+
+    cells = (read_record_any(folder / MANIFEST) or {}).get("cells") or {}
+    current = [r for r in records if r.get("cell_id") in cells]
+    return current if current else records
 
 
 def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:

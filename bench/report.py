@@ -44,6 +44,7 @@ from bench.analysis.intervals import CELL_KEYS, cell_intervals, seed_intervals
 from bench.analysis.metrics import FALCONI_GAP
 from bench.analysis.paired import paired_tests
 from bench.registry import closest
+from bench.report_checks import DEGENERATE, UNCALIBRATED, flagged_rows, marks_note, record_check, table_marks
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -92,8 +93,9 @@ METRIC_NAMES: dict[str, str] = {
 }
 
 AXES = ("backbone", "source", "ft_fraction", "target", "transfer", "train_mode", "seed")
-RECORD_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "train_acc", "val_acc", "beta",
-                  "n_finetune", "n_eval")
+RECORD_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "train_acc", "running_train_acc", "val_acc",
+                  "beta", "n_finetune", "n_eval")
+CHECK_COLUMNS = ("flags", "uncalibrated", "auc_low", "auc_high")  # bench.report_checks.record_check
 SOURCE_LABELS = {"random": "Random init", "imagenet": "ImageNet"}
 FIRST_SOURCES = ("random", "imagenet")
 NO_RECORD = "—"
@@ -129,7 +131,10 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
 
     The schema's metrics (``auc ... n_eval``) are always columns, followed by any other metric a
     record carries, in order of first appearance. A metric that a record lacks, or holds as None
-    (``train_acc`` and ``beta`` without fine-tuning; everything for a failed cell), is NaN.
+    (``train_acc`` and ``beta`` without fine-tuning; everything for a failed cell), is NaN; records written
+    before ``running_train_acc`` was stored get it from their history. Last come the checks of
+    :func:`bench.report_checks.record_check`: ``flags`` (degenerate-cell flags, comma-joined), ``uncalibrated``,
+    ``auc_low``, ``auc_high`` (the DeLong interval behind the flag).
 
     Args:
         records: record dicts as written by the runner (see :mod:`bench.records`).
@@ -144,10 +149,14 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     for rec in records:
         cell = rec.get("cell") or {}
         metrics = rec.get("metrics") or {}
+        check = record_check(rec)
+        metrics = {"running_train_acc": check.pop("running_train_acc"), **metrics}
         rows.append({"cell_id": rec.get("cell_id"), "status": rec.get("status"), "reason": rec.get("reason"),
                      **{axis: cell.get(axis) for axis in AXES},
-                     **{name: _as_float(metrics.get(name)) for name in metric_cols}})
-    df = pd.DataFrame(rows, columns=["cell_id", "status", "reason", *AXES, *metric_cols])
+                     **{name: _as_float(metrics.get(name)) for name in metric_cols}, **check})
+    df = pd.DataFrame(rows, columns=["cell_id", "status", "reason", *AXES, *metric_cols, *CHECK_COLUMNS])
+    df["flags"] = df["flags"].fillna("").astype(str)
+    df["uncalibrated"] = df["uncalibrated"].fillna(False).astype(bool)
     df[metric_cols] = df[metric_cols].astype(float)
     df["ft_fraction"] = pd.to_numeric(df["ft_fraction"], errors="coerce")
     df["train_mode"] = df["train_mode"].fillna("default")
@@ -328,7 +337,7 @@ def _marks(tests: pd.DataFrame | None, axis: str) -> dict[tuple, str]:
 
 def _transfer_table(df: pd.DataFrame, target: str, metric: str, transfer: str, *,
                     intervals: pd.DataFrame | None = None, tests: pd.DataFrame | None = None,
-                    flags: set | None = None) -> _Table | str:
+                    flags: set | None = None, checks: dict | None = None) -> _Table | str:
     _check_metric(df, metric)
     sub = df[(df["target"] == target) & (df["transfer"] == transfer)]
     if sub.empty:
@@ -346,7 +355,7 @@ def _transfer_table(df: pd.DataFrame, target: str, metric: str, transfer: str, *
             texts = []
             for f in fractions:
                 key = (backbone, source, f, target, transfer)
-                mark = marks.get(key, "") + (OVERFIT if key in flags else "")
+                mark = marks.get(key, "") + (OVERFIT if key in flags else "") + (checks or {}).get(key, "")
                 texts.append(_cell_text(cells[cells["ft_fraction"] == f], metric, half_width=half_widths.get(key),
                                         mark=mark))
             rows.append([backbone if i == 0 else "", _source_label(source), *texts])
@@ -384,7 +393,7 @@ def table_transfer(df: pd.DataFrame, target: str, *, metric: str = "auc", transf
 
 
 def _hybrid_table(df: pd.DataFrame, metric: str, *, intervals: pd.DataFrame | None = None,
-                  tests: pd.DataFrame | None = None) -> _Table:
+                  tests: pd.DataFrame | None = None, checks: dict | None = None) -> _Table:
     _check_metric(df, metric)
     modes = set(df["transfer"].dropna())
     if not {"full", "hybrid"} <= modes:
@@ -407,8 +416,12 @@ def _hybrid_table(df: pd.DataFrame, metric: str, *, intervals: pd.DataFrame | No
                 cells = []
                 for f in fractions:
                     kf, kh = (backbone, source, f, target, "full"), (backbone, source, f, target, "hybrid")
-                    cells.append(f"{_cell_text(ful[ful['ft_fraction'] == f], metric, half_width=half_widths.get(kf))}"
-                                 f" vs {_cell_text(hyb[hyb['ft_fraction'] == f], metric, half_width=half_widths.get(kh), mark=marks.get(kh, ''))}")
+                    checks = checks or {}
+                    full_text = _cell_text(ful[ful["ft_fraction"] == f], metric, half_width=half_widths.get(kf),
+                                           mark=checks.get(kf, ""))
+                    hybrid_text = _cell_text(hyb[hyb["ft_fraction"] == f], metric, half_width=half_widths.get(kh),
+                                             mark=marks.get(kh, "") + checks.get(kh, ""))
+                    cells.append(f"{full_text} vs {hybrid_text}")
                 rows.append([target if first_of_target else "", *([backbone if j == 0 else ""] if by_backbone else []),
                              _source_label(source), *cells])
                 first_of_target = False
@@ -608,6 +621,10 @@ def _how_to_read(df: pd.DataFrame) -> list:
                           "interval (the rule is stated under each table); \"(k failed)\" counts seeds left out of "
                           "the mean. NA = not applicable (reasons below); failed = every seed failed (see *Failed "
                           "cells*); n/a = the runs finished but the metric is undefined for them; — = no record. "
+                          f"{DEGENERATE} = a seed of the cell is degenerate (one class at the threshold, AUC interval "
+                          "below 0.5, or eval-mode train accuracy far below the running one; see *Flagged cells*); "
+                          f"{UNCALIBRATED} = a network of the cell was scored with the BatchNorm statistics training "
+                          "left instead of statistics re-estimated for its final weights. "
                           "Every number is recomputed from the stored records and predictions: nothing is "
                           "retrained."))]
     na = df[df["status"] == "na"]
@@ -624,6 +641,40 @@ def _counts_line(df: pd.DataFrame) -> str:
     parts += [f"{n} {s}" for s, n in counts.items() if s not in ("ok", "na", "failed")]
     seeds = df["seed"].nunique()
     return f"**Cells:** {len(df)} records ({', '.join(parts)}) over {seeds} seed{'s' if seeds != 1 else ''}."
+
+
+def _sens_spec_blocks(sub: pd.DataFrame, target: str) -> list:
+    """Sensitivity / specificity at the decision threshold beside the AUC table (means over seeds)."""
+    ok = sub[sub["status"] == "ok"]
+    if ok.empty:
+        return []
+    rows, fractions = [], _fractions(ok)
+    for backbone in _unique(ok["backbone"]):
+        block = ok[ok["backbone"] == backbone]
+        for i, source in enumerate(s for s in _source_order(sub["source"]) if s in set(block["source"])):
+            texts = []
+            for f in fractions:
+                cell = block[(block["source"] == source) & (block["ft_fraction"] == f)]
+                texts.append(NO_RECORD if cell.empty else
+                             f"{cell['sensitivity'].mean():.2f} / {cell['specificity'].mean():.2f}")
+            rows.append([backbone if i == 0 else "", _source_label(source), *texts])
+    table = _Table(["Backbone", "Pre-training", *map(_fraction_label, fractions)], rows,
+                   [f"Means over seeds; a 0.00 on either side means the network recognises no image of that class "
+                    f"({DEGENERATE} one class)."])
+    return [("p", f"**Sensitivity / specificity** on `{target}` at the decision threshold (logit margin 0; transfer "
+                  "= full)"), ("table", table)]
+
+
+def _flagged_section(df: pd.DataFrame) -> list:
+    from bench.analysis.degenerate import FLAGS
+
+    headers, rows = flagged_rows(df)
+    intro = ("A flagged number may describe a broken network rather than an effect of pre-training; look at "
+             "the seed's predictions before reading it. The flags:")
+    blocks: list = [("h2", "Flagged cells"), ("p", intro), ("list", list(FLAGS.values()))]
+    if not rows:
+        return [*blocks, ("p", "_No seed of any cell is flagged._")]
+    return [*blocks, ("table", _Table(headers, rows))]
 
 
 def _failed_section(df: pd.DataFrame) -> list:
@@ -685,7 +736,8 @@ def _falconi_flags(df: pd.DataFrame) -> set:
     return {key for key, value in gap.items() if value > FALCONI_GAP}
 
 
-def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | None, figure: str | None) -> list:
+def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | None, figure: str | None,
+                   stale: int = 0) -> list:
     df = records_frame(records)
     blocks: list = [("h1", f"Suite `{suite}`: transfer-learning report")]
     if df.empty and not svcca_records:
@@ -693,29 +745,35 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
     if not df.empty:
         preds = predictions_frame(records)
         blocks += [*_how_to_read(df), ("p", _counts_line(df))]
+        if stale:
+            blocks.append(("p", f"**Stale records:** {stale} record(s) in the results folder were computed under an "
+                                "earlier configuration of this suite (for instance before BatchNorm re-estimation) "
+                                "and are not shown; `bench run` of the suite computes the current cells."))
         auc_iv = cell_intervals(df, preds, metric="auc", confidence=CONFIDENCE, n_resamples=N_RESAMPLES,
                                 seed=BOOTSTRAP_SEED)
         beta_iv = cell_intervals(df, None, metric="beta", confidence=CONFIDENCE)
-        flags = _falconi_flags(df)
+        flags, checks = _falconi_flags(df), table_marks(df)
         for target in _unique(df["target"]):
             blocks.append(("h2", f"Target `{target}`"))
             sub = df[(df["target"] == target) & (df["transfer"] == "full")]
             tests = paired_tests(sub, preds, axis="source", reference="random", keys=list(CELL_KEYS[:1] + CELL_KEYS[2:]),
                                  alpha=ALPHA)
-            table = _transfer_table(df, target, "auc", "full", intervals=auc_iv, tests=tests)
+            table = _transfer_table(df, target, "auc", "full", intervals=auc_iv, tests=tests, checks=checks)
             if isinstance(table, _Table):
                 table.notes = [_interval_rule(auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")],
                                               "auc"),
-                               *_significance_note(tests, "Random init", "row of the same column")]
+                               *_significance_note(tests, "Random init", "row of the same column"), marks_note(sub)]
             blocks += [("p", (f"**{metric_caption('auc')}** (transfer = full; rows: backbone × pre-training source, "
-                             "columns: share of the target used for fine-tuning)")), ("table", table)]
+                             "columns: share of the target used for fine-tuning)")), ("table", table),
+                       *_sens_spec_blocks(sub, target)]
             if {"full", "hybrid"} <= set(df.loc[df["target"] == target, "transfer"].dropna()):
                 both = df[df["target"] == target]
                 htests = paired_tests(both, preds, axis="transfer", reference="full", keys=list(CELL_KEYS[:4]),
                                       alpha=ALPHA)
-                htable = _hybrid_table(both, "auc", intervals=auc_iv, tests=htests)
+                htable = _hybrid_table(both, "auc", intervals=auc_iv, tests=htests, checks=checks)
                 htable.notes = [_interval_rule(auc_iv[auc_iv["target"] == target], "auc"),
-                                *_significance_note(htests, "full-transfer side", "of the same cell")]
+                                *_significance_note(htests, "full-transfer side", "of the same cell"),
+                                marks_note(both[both["ft_fraction"] > 0])]
                 blocks += [("p", (f"**{metric_caption('auc')}: all weights vs hybrid** (full vs hybrid; "
                                  f"{_hybrid_note(records, df, target)})")), ("table", htable)]
             mtests = mode_tests(df, preds, target, alpha=ALPHA)
@@ -729,15 +787,18 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
                 blocks += [("p", (f"**{metric_caption('auc')}: train modes compared** (transfer = full; the same "
                                   "cells as above, one row per train mode; fine-tuned columns only)")),
                            ("table", mtable)]
-            btable = _transfer_table(df, target, "beta", "full", intervals=beta_iv, flags=flags)
+            btable = _transfer_table(df, target, "beta", "full", intervals=beta_iv, flags=flags, checks=checks)
             if isinstance(btable, _Table):
                 btable.notes = [_interval_rule(beta_iv[(beta_iv["target"] == target)
                                                        & (beta_iv["transfer"] == "full")], "beta"),
                                 (f"{OVERFIT} = Falconi's flag: the mean training accuracy over seeds is more than "
-                                f"{FALCONI_GAP * 100:.0f} points above the mean evaluation accuracy.")]
+                                f"{FALCONI_GAP * 100:.0f} points above the mean evaluation accuracy. Training accuracy "
+                                "is the final network's, in eval mode, on its own fine-tune images."),
+                                marks_note(sub[sub["ft_fraction"] > 0])]
             blocks += [("p", (f"**{metric_caption('beta')}** (Falconi et al., eq. 7; transfer = full; about 1 = no "
                              "overfitting, above 1 = overfitting; columns without fine-tuning are left out)")),
                        ("table", btable)]
+        blocks += _flagged_section(df)
         blocks += _failed_section(df)
     if svcca_records:
         blocks += _svcca_blocks(svcca_records, figure)
@@ -818,7 +879,7 @@ def _markdown(blocks: list) -> str:
 
 
 def render_report(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
-                  figure: str | None = None) -> str:
+                  figure: str | None = None, stale: int = 0) -> str:
     """The suite's Markdown report: per target, Table-1-style AUC, full-vs-hybrid, beta; then SVCCA.
 
     Args:
@@ -826,18 +887,20 @@ def render_report(records: list[dict], *, suite: str, svcca_records: list[dict] 
         suite: suite name, used in the title.
         svcca_records: the suite's SVCCA records (:mod:`bench.runner.svcca`), if any.
         figure: path of the SVCCA figure relative to the report, to link (see :func:`svcca_figure`).
+        stale: how many records of the results folder were left out as stale (said in the report).
 
     Returns:
         A Markdown document ending with a newline.
     """
-    return _markdown(_report_blocks(list(records), suite, svcca_records, figure))
+    return _markdown(_report_blocks(list(records), suite, svcca_records, figure, stale))
 
 
 # --------------------------------------------------------------------------- LaTeX
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_LATEX_UNICODE = {"±": r"$\pm$", SIGNIFICANT: r"$^{\dagger}$", OVERFIT: r"$^{\ddagger}$", "—": "---", "–": "--",
+_LATEX_UNICODE = {"±": r"$\pm$", SIGNIFICANT: r"$^{\dagger}$", OVERFIT: r"$^{\ddagger}$", DEGENERATE: r"$^{!}$",
+                  UNCALIBRATED: r"$^{\diamond}$", "—": "---", "–": "--",
                   "β": r"$\beta$", "α": r"$\alpha$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$",
                   "≥": r"$\geq$", "≤": r"$\leq$", "−": "-", "·": r"$\cdot$", "√": r"$\surd$", "…": r"\dots{}",
                   "₀": r"$_0$", "₁": r"$_1$", "′": "$'$"}
@@ -878,7 +941,7 @@ def _latex_table(table: _Table) -> str:
 
 
 def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
-                        figure: str | None = None) -> str:
+                        figure: str | None = None, stale: int = 0) -> str:
     """The same report as :func:`render_report` as a standalone LaTeX document (booktabs tables).
 
     Every table is built by the same code as the Markdown one, so both show the same numbers; "±", "†" and "‡"
@@ -888,7 +951,7 @@ def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[
     out = [r"\documentclass{article}", r"\usepackage[utf8]{inputenc}", r"\usepackage[T1]{fontenc}",
            r"\usepackage{booktabs}", r"\usepackage{graphicx}", r"\usepackage[margin=2cm,landscape]{geometry}",
            r"\begin{document}", ""]
-    for block in _report_blocks(list(records), suite, svcca_records, figure):
+    for block in _report_blocks(list(records), suite, svcca_records, figure, stale):
         kind = block[0]
         if kind == "h1":
             out += [r"\section*{" + _latex_inline(block[1]) + "}", ""]
@@ -914,8 +977,8 @@ def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[
 
 # --------------------------------------------------------------------------- files
 
-def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_records: list[dict] | None = None
-                 ) -> Path:
+def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_records: list[dict] | None = None,
+                 stale: int = 0) -> Path:
     """Write the report folder: ``report.md``, ``report.tex``, ``cells.csv``; with SVCCA records also
     ``svcca.png`` (the figure) and ``svcca.csv`` (one row per run x layer x network). Returns the Markdown path."""
     out = Path(out)
@@ -926,8 +989,9 @@ def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_reco
         svcca_figure(frame, out / "svcca.png")
         frame.to_csv(out / "svcca.csv", index=False)
         figure = "svcca.png"
-    (out / "report.md").write_text(render_report(records, suite=suite, svcca_records=svcca_records, figure=figure))
-    (out / "report.tex").write_text(render_report_latex(records, suite=suite, svcca_records=svcca_records,
+    (out / "report.md").write_text(render_report(records, suite=suite, svcca_records=svcca_records, figure=figure,
+                                                 stale=stale))
+    (out / "report.tex").write_text(render_report_latex(records, suite=suite, svcca_records=svcca_records, stale=stale,
                                                         figure=figure))
     records_frame(records).to_csv(out / "cells.csv", index=False)
     return out / "report.md"

@@ -89,6 +89,7 @@ class PretrainSettings(TrainSettings):
     batch_size: int = Field(default=32, ge=1)
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
     patch: PatchPretrainSettings = PatchPretrainSettings()
+    bn_recalibrate: bool = True  # re-estimate BatchNorm statistics for the final weights (bench/batchnorm.py)
 
 
 class StageSettings(_Frozen):
@@ -153,6 +154,9 @@ class FinetuneSettings(TrainSettings):
     lr: float = Field(default=3e-4, gt=0)
     batch_size: int = Field(default=16, ge=1)
     bn_train: bool = True  # BatchNorm in training mode while fine-tuning (recorded; see DESIGN)
+    # Re-estimate the statistics of the BatchNorm layers that trained, for the weights that are evaluated
+    # (before each early-stopping validation and at the end of each stage; bench/batchnorm.py).
+    bn_recalibrate: bool = True
     schedule: list[StageSettings] | None = Field(default=None, min_length=1)
     head: HeadSettings | None = None  # None: keep the backbone's classifier
     augment: Literal["flip", "falconi", "none"] = "flip"
@@ -186,6 +190,7 @@ class FinetuneSettings(TrainSettings):
     def resolved(self) -> dict:
         """The settings as they enter a cell's config (and id): new fields only when not at their default."""
         out = self.model_dump(exclude={"schedule", "head", "augment", "class_weights", "early_stopping"})
+        _recalibration_in_id(out)
         if self.schedule is not None:
             for k in ("epochs", "lr", "weight_decay", "warmup_epochs"):
                 out.pop(k)
@@ -195,6 +200,15 @@ class FinetuneSettings(TrainSettings):
             if value != type(self).model_fields[k].default:
                 out[k] = value.model_dump() if isinstance(value, BaseModel) else value
         return out
+
+
+def _recalibration_in_id(settings: dict) -> dict:
+    """``bn_recalibrate`` enters a config (and the id) only when on: results computed before it existed, which
+    never re-estimated BatchNorm statistics, keep their ids exactly when a suite turns it off, and are never
+    mixed with results computed with it."""
+    if not settings.get("bn_recalibrate"):
+        settings.pop("bn_recalibrate", None)
+    return settings
 
 
 class SvccaSettings(_Frozen):
@@ -812,7 +826,7 @@ def _pretrain_settings(cfg: SuiteConfig, backbone: str, where: str) -> dict:
     recipe reads (``BackboneSpec.extra["pretrain_settings"]``: ``"patch"`` for patch_cnn)."""
     from bench.backbones import BACKBONES
 
-    out = cfg.pretrain.model_dump(exclude={"patch"})
+    out = _recalibration_in_id(cfg.pretrain.model_dump(exclude={"patch"}))
     block = BACKBONES.get(backbone).extra.get("pretrain_settings")
     if block == "patch":
         out["patch"] = cfg.pretrain.patch.model_dump()

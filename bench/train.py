@@ -21,6 +21,8 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from bench.augment import augment_batch, tta_views
+from bench.batches import default_device, normalize, to_batch, to_float
+from bench.batchnorm import recalibrate, training_batchnorm_layers
 from bench.train_modes import (
     Stage,
     apply_trainable,
@@ -35,32 +37,6 @@ if TYPE_CHECKING:
 
 class DivergedError(RuntimeError):
     """Training produced a NaN or infinite loss; the message names the epoch, step and loss value."""
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def to_float(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 ``(B, H, W)`` -> float ``(B, 1, H, W)`` in [0, 1] on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True).float().div_(255.0)
-    return x.unsqueeze(1)
-
-
-def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """float ``(B, 1, H, W)`` in [0, 1] -> normalised ``(B, 3, H, W)`` (gray repeated on 3 channels)."""
-    x = x.expand(-1, 3, -1, -1)
-    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
-    x = (x - m) / s
-    if x.device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-def to_batch(images: np.ndarray, mean, std, device: torch.device) -> torch.Tensor:
-    """uint8 ``(B, H, W)`` -> normalised float ``(B, 3, H, W)`` on ``device``."""
-    return normalize(to_float(images, device), mean, std)
 
 
 def lr_factor(step: int, total: int, warmup: int, decay: str = "cosine") -> float:
@@ -93,7 +69,8 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
         lr: float | None = None, weight_decay: float = 1e-4, warmup_epochs: int = 0,
         schedule: Sequence[Stage] | None = None, backbone: BackboneSpec | None = None,
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), seed: int = 0, bn_train: bool = True,
-        augment: bool | str = True, class_weights: str | None = None, grad_accum: int = 1,
+        bn_recalibrate: bool = True, augment: bool | str = True, class_weights: str | None = None,
+        grad_accum: int = 1,
         val_images: np.ndarray | None = None, val_labels: np.ndarray | None = None, select_on: str = "loss",
         patience: int | None = None, device: torch.device | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
@@ -113,6 +90,12 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
         backbone: the network's spec, to find its stages when a stage's ``trainable`` is not "all"
             (optional for networks made by ``create_backbone``).
         bn_train: BatchNorm layers of the trainable part in training mode (batch statistics updated).
+        bn_recalibrate: before each validation and at the end of each stage, re-estimate the running
+            statistics of the BatchNorm layers that trained in the stage for the current weights, on
+            ``images`` without augmentation (:func:`bench.batchnorm.recalibrate`), so the network evaluated
+            is the network that trained. It never changes the weights' trajectory (training normalises by
+            batch statistics); the history entry of such an epoch says how many layers (``bn_recalibrated``)
+            and how long it took (``bn_seconds``).
         augment: "flip" (random horizontal flips; True), "falconi" or "none" (False); see :mod:`bench.augment`.
         class_weights: "balanced" weighs the cross-entropy by MorphHR's eq. 6 weights computed on
             ``labels``; None or "none" for plain cross-entropy.
@@ -168,6 +151,7 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
             for _ in range(stage.epochs):
                 epoch += 1
                 set_train_mode(model, bn_train)
+                moving = training_batchnorm_layers(model) if bn_recalibrate else []
                 order = torch.randperm(n, generator=gen).numpy()
                 t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
                 for step in range(steps_per_epoch):
@@ -200,6 +184,7 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
                 if len(schedule) > 1:
                     entry["stage"] = stage_no
                 if validate:
+                    _recalibrate(entry, model, images, moving, mean=mean, std=std, device=device)
                     margins = predict(model, val_images, mean=mean, std=std, device=device)
                     entry["val_loss"] = margin_loss(margins, val_labels, weights)
                     both = len(np.unique(val_labels)) == 2
@@ -215,12 +200,23 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
                     on_epoch(entry)
                 if validate and patience is not None and stale >= patience:
                     break
+            if not validate:  # the stage leaves statistics that match its last weights
+                _recalibrate(history[-1], model, images, moving, mean=mean, std=std, device=device)
     apply_trainable(model, {name for name, _ in model.named_parameters()})
     if best is not None:
         model.load_state_dict(best[2])
         for entry in history:
             entry["selected"] = entry["epoch"] == best[1]
     return history
+
+
+def _recalibrate(entry: dict, model: nn.Module, images: np.ndarray, layers: list, *, mean, std,
+                 device: torch.device) -> None:
+    """Re-estimate ``layers``' statistics on ``images``; note how many and how long in the history ``entry``."""
+    if layers:
+        t0 = time.perf_counter()
+        entry["bn_recalibrated"] = recalibrate(model, images, mean=mean, std=std, layers=layers, device=device)
+        entry["bn_seconds"] = time.perf_counter() - t0
 
 
 def selected_epoch(history: list[dict]) -> int | None:

@@ -11,7 +11,6 @@ import yaml
 from bench.cli import main
 from bench.runner.svcca import (
     layer_activations,
-    reestimate_batchnorm,
     run_svcca,
     svcca_dir,
     svcca_jobs,
@@ -148,16 +147,3 @@ def test_activations_subsample_the_same_positions_and_pool():
     assert pooled["conv1"].shape == (10, 8)
 
 
-def test_bn_reestimation_changes_only_running_statistics():
-    torch.manual_seed(0)
-    from bench.backbones import create_backbone
-
-    net = create_backbone("toy_cnn", 2)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    images = np.random.default_rng(1).integers(0, 255, size=(9, 32, 32), dtype=np.uint8)
-    n = reestimate_batchnorm(net, images, mean=(0.5,) * 3, std=(0.5,) * 3, batch_size=4)
-    after = net.state_dict()
-    assert n == 5
-    changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all("running_" in k or "num_batches" in k for k in changed)
-    assert not net.training

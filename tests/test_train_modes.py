@@ -235,7 +235,9 @@ def _suite(**kw):
 def test_plain_finetune_config_and_ids_are_unchanged_by_the_new_fields():
     plain = _suite(finetune={"epochs": 4})
     cfg = plain.cells[0].config
-    assert set(cfg["finetune"]) == {"epochs", "lr", "batch_size", "weight_decay", "warmup_epochs", "bn_train"}
+    # bn_recalibrate (issue 11) is in every config while it is on: cells computed without it differ
+    assert set(cfg["finetune"]) == {"epochs", "lr", "batch_size", "weight_decay", "warmup_epochs", "bn_train",
+                                    "bn_recalibrate"}
     assert "tta" not in cfg
     # writing the defaults explicitly is the same cell
     same = _suite(finetune={"epochs": 4, "augment": "flip", "class_weights": "none"}, tta="none")

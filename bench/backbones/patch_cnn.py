@@ -156,6 +156,7 @@ def pretrain_two_stage(cfg: dict, source, train_idx: np.ndarray, val_idx: np.nda
     h_patch = fit(clf, patches.images[order], patches.labels[order], epochs=p.epochs, lr=p.lr,
                   batch_size=p.batch_size, weight_decay=p.weight_decay, warmup_epochs=p.warmup_epochs,
                   mean=spec.mean, std=spec.std, seed=seed, grad_accum=grad_accum,
+                  bn_recalibrate=cfg.get("bn_recalibrate", False),
                   on_epoch=lambda e: log(f"  patch epoch {e['epoch']}/{p.epochs} loss {e['loss']:.3f} "
                                          f"({e['seconds']:.1f}s)"))
     held_out_acc = None
@@ -169,7 +170,7 @@ def pretrain_two_stage(cfg: dict, source, train_idx: np.ndarray, val_idx: np.nda
     h_whole = fit(model, source.images[train_idx], source.labels[train_idx], epochs=cfg["epochs"], lr=cfg["lr"],
                   batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
                   warmup_epochs=cfg["warmup_epochs"], mean=spec.mean, std=spec.std, seed=seed, grad_accum=grad_accum,
-                  on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
+                  bn_recalibrate=cfg.get("bn_recalibrate", False), on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
                                          f"({e['seconds']:.1f}s)"))
     history = [{"stage": "patch", **e} for e in h_patch] + [{"stage": "whole_image", **e} for e in h_whole]
     details = {"patches": {"classes": list(patches.classes), "counts": patches.counts(), "patch_size": patch_size,

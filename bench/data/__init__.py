@@ -130,6 +130,7 @@ def _register_builtins() -> None:
         generic,
         inbreast,
         mias,
+        synth_obvious,
         synthetic,
         ultrasound,
     )

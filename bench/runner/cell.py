@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.analysis.degenerate import kept_epoch, record_flags
 from bench.analysis.metrics import accuracy, binary_metrics, overfit_ratio
 from bench.backbones import BACKBONES, create_backbone, create_hybrid, transfer_weights
 from bench.backbones._base import imagenet_state_dict
@@ -97,7 +98,7 @@ def finetune(cell: Cell, model: torch.nn.Module, target, ft_idx: np.ndarray, see
     stopping = ft.get("early_stopping") or {}
     history = fit(model, target.images[train_idx], target.labels[train_idx], schedule=finetune_stages(ft),
                   backbone=spec, batch_size=ft["batch_size"],
-                  bn_train=ft["bn_train"], augment=ft.get("augment", "flip"),
+                  bn_train=ft["bn_train"], bn_recalibrate=ft.get("bn_recalibrate", False), augment=ft.get("augment", "flip"),
                   class_weights=ft.get("class_weights"), val_images=target.images[val_idx],
                   val_labels=target.labels[val_idx], select_on=stopping.get("metric", "loss"),
                   patience=stopping.get("patience"), mean=spec.mean, std=spec.std, seed=seeds["split"],
@@ -154,8 +155,22 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
              # the split/bootstrap group: patient, else near-duplicate cluster, else the image itself
              "group_id": target.groups[ev_idx].tolist(),
              "label": labels.astype(int).tolist(), "score": scores.astype(float).tolist()}
+    kept = kept_epoch(history)
+    if kept is not None:
+        metrics["running_train_acc"] = kept["running_train_acc"]
     t_end = time.perf_counter()
-    return {**rec, "status": "ok", "metrics": metrics, "predictions": preds, "history": history,
-            "split": split, "weights": weights, "seeds": seeds, "grad_accum": grad_accum,
-            "timing": {"setup_s": t_ready - t0, "finetune_s": t_trained - t_ready, "eval_s": t_end - t_trained,
-                       "total_s": t_end - t0}}
+    out = {**rec, "status": "ok", "metrics": metrics, "predictions": preds, "history": history,
+           "split": split, "weights": weights, "seeds": seeds, "grad_accum": grad_accum,
+           "bn_recalibration": bn_recalibration(cell),
+           "timing": {"setup_s": t_ready - t0, "finetune_s": t_trained - t_ready, "eval_s": t_end - t_trained,
+                      "total_s": t_end - t0}}
+    diagnostics = record_flags(out)
+    return {**out, "flags": diagnostics["flags"] if diagnostics else [], "diagnostics": diagnostics}
+
+
+def bn_recalibration(cell: Cell) -> dict:
+    """Whether the cell's networks had their BatchNorm statistics re-estimated for their final weights: after
+    fine-tuning (None without) and after source pre-training (None for random and ImageNet sources)."""
+    cfg = cell.config
+    return {"finetune": bool(cfg["finetune"].get("bn_recalibrate")) if "finetune" in cfg else None,
+            "pretrain": bool(cfg["pretrain"].get("bn_recalibrate")) if "pretrain" in cfg else None}

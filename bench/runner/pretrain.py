@@ -98,6 +98,6 @@ def train_on_images(cfg: dict, source: ArrayDataset, train_idx: np.ndarray, val_
     history = fit(model, source.images[train_idx], source.labels[train_idx], epochs=cfg["epochs"], lr=cfg["lr"],
                   batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
                   warmup_epochs=cfg["warmup_epochs"], mean=spec.mean, std=spec.std, seed=seed, grad_accum=grad_accum,
-                  on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
+                  bn_recalibrate=cfg.get("bn_recalibrate", False), on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
                                          f"({e['seconds']:.1f}s)"))
     return model, history, {}

@@ -9,7 +9,9 @@ For every (backbone, source, target, seed) the suite's ``analysis.svcca`` block 
 3. network **B** is A fine-tuned on the share with the suite's fine-tuning settings, by the cells' own code
    (:func:`bench.runner.cell.finetune`; ``epochs`` may be overridden);
 4. network **B'** (the *BN-only reference*) is A with its BatchNorm running statistics re-estimated on the share
-   (a cumulative average over one pass, no gradient step): how much of A -> B is BatchNorm statistics alone;
+   (:func:`bench.batchnorm.recalibrate`: a cumulative average over one pass, no gradient step): how much of
+   A -> B is BatchNorm statistics alone. B's own statistics are re-estimated for its final weights on the share
+   when the suite's fine-tuning does (``bn_recalibrate``, the default), as every fine-tuned cell's are;
 5. A, B and B' are fed the rest in eval mode; forward hooks record the outputs of conv1, block1 .. block4 (the
    modules that :func:`bench.backbones._transfer.stage_boundaries` gives for the backbone);
 6. per layer, the similarity of A with B and of A with B': SVCCA (:func:`bench.analysis.svcca.svcca`, ``keep`` and
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.batchnorm import recalibrate
 from bench.records import SCHEMA, SVCCA_DIR, latest_svcca_records, read_record, record_path, write_json_atomic
 from bench.suite import SPECIAL_SOURCES, Axes, Cell, Suite, content_hash, expand, identity_hash
 
@@ -47,7 +50,6 @@ __all__ = [
     "SvccaJob",
     "SvccaSummary",
     "layer_activations",
-    "reestimate_batchnorm",
     "run_svcca",
     "run_svcca_job",
     "svcca_dir",
@@ -117,34 +119,6 @@ def svcca_jobs(suite: Suite) -> list[SvccaJob]:
 
 
 # --------------------------------------------------------------------------- networks and activations
-
-@torch.no_grad()
-def reestimate_batchnorm(model: nn.Module, images: np.ndarray, *, mean, std, batch_size: int = 32,
-                         device: torch.device | None = None) -> int:
-    """Replace every BatchNorm layer's running statistics by their average over ``images``; no gradient step.
-
-    The statistics are reset, then accumulated as a cumulative (equal-weight) average over one pass in batches
-    (``momentum=None``), with every other layer in eval mode. Returns the number of BatchNorm layers.
-    """
-    from bench.train import default_device, to_batch
-
-    device = device or default_device()
-    model.to(device).eval()
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    n = len(images)
-    step = batch_size if n % batch_size != 1 else batch_size + 1  # no batch of one image (BatchNorm needs two)
-    for i in range(0, n, step):
-        model(to_batch(images[i:i + step], mean, std, device))
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    model.eval()
-    return len(norms)
-
 
 @torch.no_grad()
 def layer_activations(model: nn.Module, images: np.ndarray, modules: dict[str, str], *, mean, std,
@@ -251,8 +225,7 @@ def run_svcca_job(job: SvccaJob, *, suite: str, results_root: str | Path, log=pr
     nets = {"finetuned": net_b}
     if cfg["bn_reference"]:
         net_bn = copy.deepcopy(net_a)
-        reestimate_batchnorm(net_bn, target.images[ft_idx], mean=spec.mean, std=spec.std,
-                             batch_size=cell.config["finetune"]["batch_size"])
+        recalibrate(net_bn, target.images[ft_idx], mean=spec.mean, std=spec.std)
         nets["bn_only"] = net_bn
     t_trained = time.perf_counter()
 

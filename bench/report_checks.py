@@ -1,0 +1,83 @@
+"""What the report marks before a number is believed: degenerate cells and cells computed without BatchNorm
+re-estimation (issue 11). Record dicts and frames in, marks and rows out; :mod:`bench.report` lays them out.
+
+- ``⚑`` (:data:`DEGENERATE`): at least one seed of the table cell is degenerate (:mod:`bench.analysis.degenerate`:
+  one class predicted at the threshold, AUC interval below 0.5, or eval-mode train accuracy far below the running
+  one). The report lists those seeds under *Flagged cells* with sensitivity, specificity and both accuracies.
+- ``◊`` (:data:`UNCALIBRATED`): a network of the cell was evaluated with the BatchNorm running statistics that
+  training left (records written before re-estimation existed, or a suite with ``bn_recalibrate: false``).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.analysis.degenerate import FLAGS, record_flags
+
+__all__ = ["DEGENERATE", "UNCALIBRATED", "flagged_rows", "marks_note", "record_check", "table_marks"]
+
+DEGENERATE = "⚑"
+UNCALIBRATED = "◊"
+CELL_KEYS = ("backbone", "source", "ft_fraction", "target", "transfer")
+SHORT = {"one_class": "one class", "auc_below_chance": "AUC < 0.5", "eval_below_running": "eval < train"}
+
+
+def uses_running_statistics(record: dict) -> bool:
+    """True when a trained network of the record was scored with the statistics training left: it was fine-tuned,
+    or pre-trained on a source, without ``bn_recalibrate`` in its config."""
+    cfg = record.get("config") or {}
+    return any(block in cfg and not (cfg[block] or {}).get("bn_recalibrate") for block in ("finetune", "pretrain"))
+
+
+def record_check(record: dict) -> dict:
+    """The per-record columns the report adds: ``flags`` (comma-joined names, "" when none), ``uncalibrated``
+    (bool; False for records that are not ok) and the numbers behind the flags."""
+    diag = record_flags(record) or {}
+    ok = record.get("status") == "ok"
+    return {"flags": ",".join(diag.get("flags", [])), "uncalibrated": ok and uses_running_statistics(record),
+            "auc_low": diag.get("auc_low", math.nan), "auc_high": diag.get("auc_high", math.nan),
+            "running_train_acc": diag.get("running_train_acc")}
+
+
+def table_marks(df: pd.DataFrame) -> dict[tuple, str]:
+    """(cell keys) -> the marks of that table cell (``⚑`` and/or ``◊``), from a records frame with the
+    :func:`record_check` columns."""
+    marks: dict[tuple, str] = {}
+    for key, rows in df[df["status"] == "ok"].groupby(list(CELL_KEYS), sort=False):
+        mark = (DEGENERATE if (rows["flags"] != "").any() else "") + (UNCALIBRATED if rows["uncalibrated"].any()
+                                                                      else "")
+        if mark:
+            marks[tuple(key)] = mark
+    return marks
+
+
+def marks_note(df: pd.DataFrame) -> str:
+    """The line under a table: how many of its cells carry each mark."""
+    ok = df[df["status"] == "ok"]
+    cells = ok.groupby(list(CELL_KEYS), sort=False)
+    n = cells.ngroups
+    flagged = sum(1 for _, rows in cells if (rows["flags"] != "").any())
+    kinds = {k: int(ok["flags"].str.split(",").map(lambda f, k=k: k in f).sum()) for k in FLAGS}
+    text = (f"{DEGENERATE} = degenerate seed(s), see *Flagged cells*: {flagged} of {n} cells"
+            + (f" ({', '.join(f'{SHORT[k]}: {v} seed(s)' for k, v in kinds.items() if v)})" if flagged else ""))
+    stale = sum(1 for _, rows in cells if rows["uncalibrated"].any())
+    if stale:
+        text += (f"; {UNCALIBRATED} = evaluated with the BatchNorm statistics training left (no re-estimation): "
+                 f"{stale} of {n} cells")
+    return text + "."
+
+
+def flagged_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the *Flagged cells* table: one row per flagged record."""
+    headers = ["Backbone", "Pre-training", "FT", "Target", "Transfer", "Seed", "Flags", "AUC [95 % DeLong]",
+               "Sens / spec", "Train acc eval / running"]
+    rows = []
+    for r in df[(df["status"] == "ok") & (df["flags"] != "")].itertuples():
+        running = "—" if r.running_train_acc is None or pd.isna(r.running_train_acc) else f"{r.running_train_acc:.3f}"
+        train = "—" if pd.isna(r.train_acc) else f"{r.train_acc:.3f}"
+        rows.append([str(r.backbone), str(r.source), f"{r.ft_fraction:g}", str(r.target), str(r.transfer),
+                     str(r.seed), ", ".join(SHORT[f] for f in r.flags.split(",")),
+                     f"{r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]", f"{r.sensitivity:.2f} / {r.specificity:.2f}",
+                     f"{train} / {running}"])
+    return headers, rows

@@ -74,8 +74,11 @@ def _three_seed_records() -> list[dict]:
 
 
 def _rows(markdown: str) -> dict[str, str]:
-    """Pre-training label -> No FT cell of a one-backbone Table-1 Markdown table."""
-    lines = [ln for ln in markdown.splitlines() if ln.startswith("|")][2:]
+    """Pre-training label -> No FT cell of the first one-backbone Table-1 Markdown table in ``markdown``."""
+    all_lines = markdown.splitlines()
+    start = next(i for i, ln in enumerate(all_lines) if ln.startswith("|"))
+    end = next((i for i in range(start, len(all_lines)) if not all_lines[i].startswith("|")), len(all_lines))
+    lines = all_lines[start + 2:end]
     return {cells[1]: cells[2] for cells in ([c.strip() for c in ln.strip("|").split("|")] for ln in lines)}
 
 

@@ -71,7 +71,7 @@ def marks_note(df: pd.DataFrame) -> str:
 def flagged_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the *Flagged cells* table: one row per flagged record."""
     headers = ["Backbone", "Pre-training", "FT", "Target", "Transfer", "Seed", "Flags", "AUC [95 % DeLong]",
-               "Sens / spec", "Train acc eval / running"]
+               "Sens / spec", "Train acc eval / running", "Reading"]
     rows = []
     for r in df[(df["status"] == "ok") & (df["flags"] != "")].itertuples():
         running = "—" if r.running_train_acc is None or pd.isna(r.running_train_acc) else f"{r.running_train_acc:.3f}"
@@ -79,5 +79,17 @@ def flagged_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         rows.append([str(r.backbone), str(r.source), f"{r.ft_fraction:g}", str(r.target), str(r.transfer),
                      str(r.seed), ", ".join(SHORT[f] for f in r.flags.split(",")),
                      f"{r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]", f"{r.sensitivity:.2f} / {r.specificity:.2f}",
-                     f"{train} / {running}"])
+                     f"{train} / {running}", _reading(r.flags.split(","), r.ft_fraction)])
     return headers, rows
+
+
+def _reading(flags: list[str], ft_fraction: float) -> str:
+    """What a flagged seed most likely means, from which flags it carries."""
+    if "eval_below_running" in flags:
+        return "the evaluated network is not the one that trained: a harness bug until shown otherwise"
+    if "one_class" in flags and ft_fraction == 0:
+        return "no fine-tuning: the source network's threshold does not carry over to this target"
+    if "one_class" in flags:
+        return ("scored as it trained (eval ≈ running train acc); on new images every score falls on one side of "
+                "the threshold: too little separation, or memorised training images")
+    return "ranks new images the wrong way round, beyond chance"

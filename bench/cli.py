@@ -321,8 +321,9 @@ def cmd_verify(args) -> int:
             continue
         checked += 1
         fresh = recompute_metrics(r)
+        # only what the record stores: a metric added later (balanced_accuracy) is not a disagreement
         diffs = {k: (r["metrics"].get(k), v) for k, v in fresh.items()
-                 if not _same(r["metrics"].get(k), v)}
+                 if k in r["metrics"] and not _same(r["metrics"].get(k), v)}
         if diffs:
             bad += 1
             print(f"{r['cell_id']}: stored vs recomputed {diffs}")
@@ -364,6 +365,12 @@ def cmd_data_check(args) -> int:
         print(f"error: no usable image in {summary['root']} (see the warnings and exclusions"
               f"{'' if args.json else ' above'}): nothing to train or test on; check that --root is the dataset's "
               f"folder and that its images are in place", file=sys.stderr)
+        return 1
+    if not (summary["positives"] and summary["negatives"]):
+        missing = "malignant (label 1)" if not summary["positives"] else "benign/normal (label 0)"
+        print(f"error: {args.name} at {summary['root']} has no {missing} image among its {summary['images']} usable "
+              f"image(s), so it cannot serve the benign/malignant task (no AUC); see the warnings"
+              f"{'' if args.json else ' above'} for the label policy, class folders or exclusions", file=sys.stderr)
         return 1
     return 0
 

@@ -23,6 +23,9 @@ MASS_HEADER = ("patient_id,breast_density,left or right breast,image view,abnorm
                "mass margins,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path")
 UID = "1.3.6.1.4.1.9590.100.1.2."
 
+# These fixtures hold one malignant image: read right, but one class, so `bench data check` exits 1 (issue 12).
+ONE_CLASS = 1
+
 
 def _dicom(path, arr, **attrs):
     return write_dicom(path, arr, **attrs)
@@ -59,21 +62,21 @@ MASS_TRAIN = ("-o", "abnormality=mass", "-o", "split=train")
 def test_cbis_csv_resaved_in_windows_1252_is_read_not_a_traceback(tmp_path, capsys):
     _cbis_classic(tmp_path, encoding="cp1252", descriptor="IRRÉGULAR")
     rc, out, _ = _check(capsys, "cbis-ddsm", tmp_path, *MASS_TRAIN)
-    assert rc == 0 and (out["images"], out["positives"], out["patients"]) == (1, 1, 1)
+    assert rc == ONE_CLASS and (out["images"], out["positives"], out["patients"]) == (1, 1, 1)
     assert any("not UTF-8" in w for w in out["warnings"])
 
 
 def test_cbis_tab_separated_csv_is_read(tmp_path, capsys):
     _cbis_classic(tmp_path, sep="\t")
     rc, out, _ = _check(capsys, "cbis-ddsm", tmp_path, *MASS_TRAIN)
-    assert rc == 0 and out["images"] == 1
+    assert rc == ONE_CLASS and out["images"] == 1 and not out["problems"]
 
 
 def test_cbis_header_only_csv_is_warned(tmp_path, capsys):
     _cbis_classic(tmp_path)
     (tmp_path / "mass_case_description_test_set.csv").write_text(MASS_HEADER + "\r\n")
     rc, out, _ = _check(capsys, "cbis-ddsm", tmp_path, "-o", "abnormality=mass")
-    assert rc == 0 and out["images"] == 1
+    assert rc == ONE_CLASS and out["images"] == 1 and not out["problems"]
     assert any("mass_case_description_test_set.csv has a header but no data row" in w for w in out["warnings"])
 
 
@@ -167,7 +170,7 @@ def _kaggle(root):
 
 def test_kaggle_unreadable_jpeg_is_named_and_the_message_fits_the_layout(tmp_path, capsys):
     _, crop = _kaggle(tmp_path)
-    assert _check(capsys, "cbis-ddsm", tmp_path, *MASS_TRAIN, "-o", "mode=roi")[0] == 0
+    assert _check(capsys, "cbis-ddsm", tmp_path, *MASS_TRAIN, "-o", "mode=roi")[0] == ONE_CLASS
     crop.write_bytes(crop.read_bytes()[:200])
     rc, out, _ = _check(capsys, "cbis-ddsm", tmp_path, *MASS_TRAIN, "-o", "mode=roi")
     assert rc == 1 and len(out["problems"]) == 2
@@ -178,7 +181,7 @@ def test_kaggle_roi_without_full_image_is_not_called_a_mixed_layout(tmp_path, ca
     full_dir, _ = _kaggle(tmp_path)
     (full_dir / "1-1.jpg").unlink()
     rc, out, _ = _check(capsys, "cbis-ddsm", tmp_path, *MASS_TRAIN, "-o", "mode=roi")
-    assert rc == 0 and out["images"] == 1
+    assert rc == ONE_CLASS and out["images"] == 1 and not out["problems"]
     assert not any("mixed layouts" in w for w in out["warnings"])
     spec = DATASETS.get("cbis-ddsm")
     scan = spec.scan(spec.options(abnormality="mass", split="train", mode="roi"), tmp_path)

@@ -168,7 +168,12 @@ def test_folder_without_any_positive_image_is_an_error(tmp_path, capsys, maligna
         (tmp_path / "malignant" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
         (tmp_path / "malignant" / "notes.txt").write_text("to do")
     rc, out, err = _check(capsys, "folder", tmp_path)
-    assert rc == 2 and out is None and "malignant/" in err and "data.folder.positive" in err
+    # issue 12: a non-zero exit naming the missing class, and the counts still printed
+    assert rc == 1 and (out["images"], out["positives"], out["negatives"]) == (3, 0, 3)
+    assert "no malignant (label 1) image among its 3 usable image(s)" in err
+    assert any("malignant/" in w and "data.folder.positive" in w for w in out["warnings"])
+    with pytest.raises(DatasetFormatError, match="no AUC can be computed"):
+        load_dataset("folder", {}, image_size=16, root=tmp_path)
 
 
 def test_one_class_dataset_warns_in_check_and_refuses_to_load(tmp_path, capsys):
@@ -178,7 +183,7 @@ def test_one_class_dataset_warns_in_check_and_refuses_to_load(tmp_path, capsys):
     rc, out, err = _check(capsys, "csv", tmp_path)
     assert (out["images"], out["positives"]) == (3, 0)
     assert any("all 3 usable image(s) are benign/normal" in w for w in out["warnings"])
-    assert rc == 0, err  # the counts are right; a suite refuses it when it loads it (below)
+    assert rc == 1 and "no malignant (label 1) image among its 3 usable image(s)" in err  # issue 12; counts above
     with pytest.raises(DatasetFormatError, match="no AUC can be computed"):
         load_dataset("csv", {}, image_size=16, root=tmp_path)
 

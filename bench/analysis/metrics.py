@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 __all__ = ["FALCONI_GAP", "accuracy", "binary_metrics", "falconi_flag", "overfit_ratio"]
 
@@ -58,7 +58,9 @@ def binary_metrics(labels, scores, *, threshold: float = 0.0) -> dict[str, float
     Returns
     -------
     dict
-        ``auc, accuracy, f1, sensitivity, specificity`` (floats) and ``n, n_pos, n_neg`` (ints).
+        ``auc, accuracy, balanced_accuracy, f1, sensitivity, specificity`` (floats) and ``n, n_pos, n_neg`` (ints).
+        ``balanced_accuracy`` is (sensitivity + specificity) / 2 = (1 + TPR - FPR) / 2 at the threshold: the
+        quantity Falconi et al. call "AUC" (their eq. 13), NaN unless both classes are present.
         ``auc`` is NaN when only one class is present (the ROC curve is undefined);
         ``sensitivity`` is NaN without positives and ``specificity`` NaN without negatives;
         ``f1`` is 0 when there is no positive prediction and no positive label (``zero_division=0``).
@@ -71,8 +73,8 @@ def binary_metrics(labels, scores, *, threshold: float = 0.0) -> dict[str, float
     Examples
     --------
     >>> m = binary_metrics([0, 0, 1, 1], [-2.0, 0.5, 1.0, 3.0])
-    >>> m["auc"], m["accuracy"], m["sensitivity"], m["specificity"]
-    (1.0, 0.75, 1.0, 0.5)
+    >>> m["auc"], m["accuracy"], m["sensitivity"], m["specificity"], m["balanced_accuracy"]
+    (1.0, 0.75, 1.0, 0.5, 0.75)
     >>> binary_metrics([1, 1], [0.3, 2.0])["auc"]
     nan
     """
@@ -84,6 +86,7 @@ def binary_metrics(labels, scores, *, threshold: float = 0.0) -> dict[str, float
     return {
         "auc": auc,
         "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if n_pos and n_neg else math.nan,
         "f1": float(f1_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0)),
         "sensitivity": _ratio(tp, n_pos),
         "specificity": _ratio(tn, n_neg),

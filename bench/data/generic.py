@@ -463,7 +463,8 @@ def scan_folder(options: FolderOptions, root: Path) -> Scan:
                                    meta={"class": d.name, "masks": len(masks)}))
     for label, names, option in ((1, options.positive, "positive"), (0, options.negative, "negative")):
         if not found[label] and found[1 - label]:  # one class only: every AUC would be undefined
-            raise DatasetFormatError(
+            # a warning here, so that `bench data check` still prints the counts; it exits 1 and loading refuses
+            scan.warnings.append(
                 f"folder: no image in the {option} class folder(s) {', '.join(n + '/' for n in names)} under {root} "
                 f"(missing or empty), so every image would be label {1 - label} and no AUC could be computed. Put "
                 f"the {'malignant' if label else 'benign/normal'} images there, or name their folder in "

@@ -56,7 +56,8 @@ def create_cell_model(cell: Cell) -> torch.nn.Module:
 def evaluation_metrics(labels: np.ndarray, scores: np.ndarray, train_acc: float | None) -> dict:
     """The per-cell metrics from evaluation labels and scores (and the fine-tune accuracy, if any)."""
     m = binary_metrics(labels, scores)
-    out = {k: m[k] for k in ("auc", "accuracy", "f1", "sensitivity", "specificity")}
+    # balanced_accuracy = (1 + TPR - FPR) / 2: what Falconi et al. report as "AUC" (their eq. 13)
+    out = {k: m[k] for k in ("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity")}
     out.update(train_acc=train_acc, val_acc=m["accuracy"], beta=overfit_ratio(train_acc, m["accuracy"]))
     return out
 

@@ -44,7 +44,7 @@ from bench.analysis.intervals import CELL_KEYS, cell_intervals, seed_intervals
 from bench.analysis.metrics import FALCONI_GAP
 from bench.analysis.paired import paired_tests
 from bench.registry import closest
-from bench.report_checks import DEGENERATE, UNCALIBRATED, flagged_rows, marks_note, record_check, table_marks
+from bench.report_checks import DEGENERATE, PARTIAL, UNCALIBRATED, flagged_rows, marks_note, record_check, table_marks
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -95,7 +95,7 @@ METRIC_NAMES: dict[str, str] = {
 AXES = ("backbone", "source", "ft_fraction", "target", "transfer", "train_mode", "seed")
 RECORD_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "train_acc", "running_train_acc", "val_acc",
                   "beta", "n_finetune", "n_eval")
-CHECK_COLUMNS = ("flags", "uncalibrated", "auc_low", "auc_high")  # bench.report_checks.record_check
+CHECK_COLUMNS = ("flags", "uncalibrated", "partial_weights", "auc_low", "auc_high")  # bench.report_checks.record_check
 SOURCE_LABELS = {"random": "Random init", "imagenet": "ImageNet"}
 FIRST_SOURCES = ("random", "imagenet")
 NO_RECORD = "—"
@@ -157,6 +157,7 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["cell_id", "status", "reason", *AXES, *metric_cols, *CHECK_COLUMNS])
     df["flags"] = df["flags"].fillna("").astype(str)
     df["uncalibrated"] = df["uncalibrated"].fillna(False).astype(bool)
+    df["partial_weights"] = df["partial_weights"].fillna(False).astype(bool)
     df[metric_cols] = df[metric_cols].astype(float)
     df["ft_fraction"] = pd.to_numeric(df["ft_fraction"], errors="coerce")
     df["train_mode"] = df["train_mode"].fillna("default")
@@ -900,7 +901,7 @@ def render_report(records: list[dict], *, suite: str, svcca_records: list[dict] 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 _LATEX_UNICODE = {"±": r"$\pm$", SIGNIFICANT: r"$^{\dagger}$", OVERFIT: r"$^{\ddagger}$", DEGENERATE: r"$^{!}$",
-                  UNCALIBRATED: r"$^{\diamond}$", "—": "---", "–": "--",
+                  UNCALIBRATED: r"$^{\diamond}$", PARTIAL: r"$^{\ominus}$", "—": "---", "–": "--",
                   "β": r"$\beta$", "α": r"$\alpha$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$",
                   "≥": r"$\geq$", "≤": r"$\leq$", "−": "-", "·": r"$\cdot$", "√": r"$\surd$", "…": r"\dots{}",
                   "₀": r"$_0$", "₁": r"$_1$", "′": "$'$"}

@@ -6,6 +6,8 @@ re-estimation (issue 11). Record dicts and frames in, marks and rows out; :mod:`
   one). The report lists those seeds under *Flagged cells* with sensitivity, specificity and both accuracies.
 - ``◊`` (:data:`UNCALIBRATED`): a network of the cell was evaluated with the BatchNorm running statistics that
   training left (records written before re-estimation existed, or a suite with ``bn_recalibrate: false``).
+- ``◐`` (:data:`PARTIAL`): the cell's pretrained weights filled fewer than 90 % of the tensors before the head
+  and the suite accepted it (``accept_partial_weights: true``; issue 12).
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ import pandas as pd
 
 from bench.analysis.degenerate import FLAGS, record_flags
 
-__all__ = ["DEGENERATE", "UNCALIBRATED", "flagged_rows", "marks_note", "record_check", "table_marks"]
+__all__ = ["DEGENERATE", "PARTIAL", "UNCALIBRATED", "flagged_rows", "marks_note", "record_check", "table_marks"]
 
 DEGENERATE = "⚑"
 UNCALIBRATED = "◊"
+PARTIAL = "◐"
 CELL_KEYS = ("backbone", "source", "ft_fraction", "target", "transfer")
 SHORT = {"one_class": "one class", "auc_below_chance": "AUC < 0.5", "eval_below_running": "eval < train"}
 
@@ -35,7 +38,9 @@ def record_check(record: dict) -> dict:
     (bool; False for records that are not ok) and the numbers behind the flags."""
     diag = record_flags(record) or {}
     ok = record.get("status") == "ok"
+    partial = bool((((record.get("weights") or {}).get("transfer")) or {}).get("partial"))
     return {"flags": ",".join(diag.get("flags", [])), "uncalibrated": ok and uses_running_statistics(record),
+            "partial_weights": ok and partial,
             "auc_low": diag.get("auc_low", math.nan), "auc_high": diag.get("auc_high", math.nan),
             "running_train_acc": diag.get("running_train_acc")}
 
@@ -45,8 +50,9 @@ def table_marks(df: pd.DataFrame) -> dict[tuple, str]:
     :func:`record_check` columns."""
     marks: dict[tuple, str] = {}
     for key, rows in df[df["status"] == "ok"].groupby(list(CELL_KEYS), sort=False):
-        mark = (DEGENERATE if (rows["flags"] != "").any() else "") + (UNCALIBRATED if rows["uncalibrated"].any()
-                                                                      else "")
+        mark = ((DEGENERATE if (rows["flags"] != "").any() else "")
+                + (UNCALIBRATED if rows["uncalibrated"].any() else "")
+                + (PARTIAL if rows["partial_weights"].any() else ""))
         if mark:
             marks[tuple(key)] = mark
     return marks
@@ -65,6 +71,10 @@ def marks_note(df: pd.DataFrame) -> str:
     if stale:
         text += (f"; {UNCALIBRATED} = evaluated with the BatchNorm statistics training left (no re-estimation): "
                  f"{stale} of {n} cells")
+    partial = sum(1 for _, rows in cells if rows["partial_weights"].any())
+    if partial:
+        text += (f"; {PARTIAL} = pretrained weights filled fewer than 90 % of the tensors before the head "
+                 f"(accept_partial_weights): {partial} of {n} cells")
     return text + "."
 
 

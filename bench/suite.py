@@ -358,6 +358,9 @@ class SuiteConfig(_Frozen):
     tta: Literal["none", "hflip", "flips"] = "none"
     data: dict[str, dict[str, Any]] = {}
     weights: dict[str, str] = {}
+    # Train on even when a weights file fills fewer than 90 % of the tensors before the head (in the ids of cells
+    # with pretrained weights only when true; records say how much loaded: weights.transfer.partial).
+    accept_partial_weights: bool = False
     plugins: list[str] = []
     executor: ExecutorSettings = ExecutorSettings()
     analysis: AnalysisSettings = AnalysisSettings()
@@ -797,7 +800,8 @@ def _excluded(axes: dict, exclusions: list[dict]) -> bool:
 
 # --------------------------------------------------------------------------- expansion
 
-def na_reason(source: str, ft_fraction: float, transfer: str, backbone: str | None = None) -> str | None:
+def na_reason(source: str, ft_fraction: float, transfer: str, backbone: str | None = None,
+              hybrid_width: float = 1.0) -> str | None:
     """Why a cell is not applicable, or None. These are the paper's NA entries and their kin.
 
     A backbone declares the sources it is not defined for in ``BackboneSpec.extra["unsupported_sources"]``
@@ -812,9 +816,9 @@ def na_reason(source: str, ft_fraction: float, transfer: str, backbone: str | No
     if ft_fraction == 0 and source == "imagenet":
         return ("not applicable: an ImageNet network has a 1000-class head, so it gives no benign/malignant "
                 "prediction without fine-tuning")
-    if source == "random" and transfer == "hybrid":
-        return ("not applicable: hybrid transfer from a random network keeps no pretrained layer, so it is the "
-                "same random network as transfer 'full'")
+    if source == "random" and transfer == "hybrid" and hybrid_width == 1.0:
+        return ("not applicable: hybrid transfer from a random network at hybrid_width 1 keeps no pretrained layer "
+                "and slims nothing, so it is the same random network as transfer 'full'")
     if ft_fraction == 0 and transfer == "hybrid":
         return ("not applicable: hybrid transfer re-initialises every layer after the hybrid stage, "
                 "so without fine-tuning those layers are untrained")
@@ -865,6 +869,10 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
         if transfer == "hybrid":
             config["hybrid_stage"] = cfg.hybrid_stage
             config["hybrid_width"] = cfg.hybrid_width
+            if source == "random" and cfg.hybrid_width < 1:
+                # A slimmed network from random init: it runs (Bulathsinghalage & Liu's Table 4 reports it). Before
+                # 2026-12-04 the same config was an NA record; this key keeps the computed cell's id apart from it.
+                config["hybrid_random_init"] = True
         if frac > 0:
             config["finetune"] = modes[backbone][mode].resolved()
         # The mode's name enters the id only when it is not the default, so suites without the axis keep
@@ -877,13 +885,15 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
         pretrain_id = None
         if source == "imagenet" and backbone in cfg.weights:
             config["weights"] = cfg.weights[backbone]
+        if cfg.accept_partial_weights and source != "random":
+            config["accept_partial_weights"] = True
         if source not in SPECIAL_SOURCES:
             pre = {"protocol": PROTOCOL_VERSION, "backbone": backbone, "source": source, "seed": seed,
                    "image_size": size, "source_data": data_opts[source],
                    **_pretrain_settings(own[backbone], backbone, where)}
             pretrain_id = identity_hash(pre)
             config["pretrain"] = pre
-        reason = na_reason(source, frac, transfer, backbone)
+        reason = na_reason(source, frac, transfer, backbone, cfg.hybrid_width)
         if reason is None and frac == 0 and mode != first_mode:
             reason = (f"not applicable: without fine-tuning the train mode changes nothing; this is the No FT cell "
                       f"of train mode {first_mode!r}")

@@ -86,3 +86,13 @@ def test_bench_report_leaves_out_records_of_an_earlier_configuration(tmp_path):
     assert "**Stale records:** 1 record(s)" in text
     auc = float(np.round(current["metrics"]["auc"], 3))
     assert f"{auc:.3f}" in text and "◊" not in text.split("## Flagged cells")[0].split("**Cells:**")[1]
+
+
+def test_report_marks_cells_whose_pretrained_weights_loaded_partially():
+    partial = _fine_tuned("imagenet", _scores(0, 2.0, 4))
+    partial["weights"] = {"source": "imagenet", "transfer": {"partial": True, "matched_before_head": 3,
+                                                             "expected_before_head": 40}}
+    text = render_report([_fine_tuned("random", _scores(0, 2.0, 1)), partial], suite="t")
+    row = next(ln for ln in text.splitlines() if ln.startswith("|") and "ImageNet" in ln)
+    assert "◐" in row and "◐ = pretrained weights filled fewer than 90 % of the tensors before the head" in text
+    assert "$^{\\ominus}$" in render_report_latex([partial], suite="t")

@@ -47,8 +47,8 @@ def test_cell_count_is_product_minus_exclusions():
 def test_na_rules_imagenet_without_finetuning_and_hybrid_without_finetuning():
     s = build_suite(copy.deepcopy(BASE))
     for c in s.cells:
-        expect_na = (c.source == "imagenet" and c.ft_fraction == 0) or (c.transfer == "hybrid" and c.ft_fraction == 0) \
-            or (c.source == "random" and c.transfer == "hybrid")
+        # random x hybrid runs at the default hybrid_width 0.5: a slimmed network (issue 12)
+        expect_na = (c.source == "imagenet" and c.ft_fraction == 0) or (c.transfer == "hybrid" and c.ft_fraction == 0)
         assert (c.na_reason is not None) == expect_na, c.axes
     reason = next(c.na_reason for c in s.cells if c.source == "imagenet" and c.ft_fraction == 0)
     assert "1000-class head" in reason

@@ -18,19 +18,32 @@ from torch import nn
 from bench.backbones._base import STAGE_NAMES
 from bench.backbones.stages import _spec_for, stage_boundaries, stage_of_tensors
 
-__all__ = ["STAGE_NAMES", "stage_boundaries", "transfer_weights"]
+__all__ = ["MIN_MATCHED", "PartialWeightsError", "STAGE_NAMES", "stage_boundaries", "transfer_weights"]
+
+MIN_MATCHED = 0.9
+"""Share of the tensors a transfer should load (those before the head) below which it stops: a weights file that
+fills a few tensors (a torchvision ``vgg16`` file for timm's ``vgg16_bn``) is the wrong file, not a pre-training."""
+
+
+class PartialWeightsError(ValueError):
+    """A weights file filled fewer than :data:`MIN_MATCHED` of the tensors before the head."""
 
 
 def transfer_weights(model: nn.Module, state: dict, *, mode: str = "full", hybrid_stage: str = "block2",
-                     stages: tuple[str, ...] = (), spec=None) -> dict:
+                     stages: tuple[str, ...] = (), spec=None, accept_partial: bool = False) -> dict:
     """Copy ``state`` into ``model`` in place according to ``mode``; return what was copied.
 
     A network built by ``create_hybrid`` maps its own keys to the source's (``bench_source_prefix``)
     and adds its slimming summary (``bench_hybrid``) to the result.
 
+    The tensors the mode should fill are those it reuses (all, or up to ``hybrid_stage``) minus the head's (an
+    ImageNet head never fits) and minus ``num_batches_tracked``. When fewer than :data:`MIN_MATCHED` of them
+    load, it raises :class:`PartialWeightsError` (nothing is loaded) unless ``accept_partial``.
+
     Returns:
         ``{"loaded": n, "kept_random": n, "skipped_shape": [keys], "adapted_in_chans": [keys],
-        "boundary": module or None, "hybrid_stage": stage or None, **slimming summary}``.
+        "boundary": module or None, "hybrid_stage": stage or None, "expected_before_head": n,
+        "matched_before_head": n, "partial": bool, **slimming summary}``.
     """
     own = model.state_dict()
     keys = list(own)
@@ -63,8 +76,20 @@ def transfer_weights(model: nn.Module, state: dict, *, mode: str = "full", hybri
             skipped.append(k)
     if not any((k[len(prefix):] if k.startswith(prefix) else None) in state for k in keys):
         raise ValueError("pretrained state dict shares no tensor name with the model: wrong architecture?")
+    stage_of = stage_of_tensors(model, _spec_for(model, spec or tuple(stages) or None))
+    expected = [k for k in keys if k in allowed and stage_of[k] != "head" and not k.endswith("num_batches_tracked")]
+    matched = sum(1 for k in expected if k in new)
+    partial = bool(expected) and matched < MIN_MATCHED * len(expected)
+    if partial and not accept_partial:
+        missing = [k for k in expected if k not in new]
+        raise PartialWeightsError(
+            f"only {matched} of the {len(expected)} tensors before the head matched (name and shape); not matched: "
+            f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}. It is probably the weights of another "
+            "architecture (e.g. torchvision's vgg16 for timm's vgg16_bn); use the backbone's own weights, or set "
+            "'accept_partial_weights: true' in the suite to train on anyway")
     model.load_state_dict(new, strict=False)
     out = {"loaded": len(new), "kept_random": len(keys) - len(new), "skipped_shape": skipped,
-           "adapted_in_chans": adapted, "boundary": boundary, "hybrid_stage": hybrid_stage if mode == "hybrid" else None}
+           "adapted_in_chans": adapted, "boundary": boundary, "hybrid_stage": hybrid_stage if mode == "hybrid" else None,
+           "expected_before_head": len(expected), "matched_before_head": matched, "partial": partial}
     out.update(getattr(model, "bench_hybrid", {}) or {})
     return out

@@ -11,10 +11,11 @@ from bench.analysis.degenerate import kept_epoch, record_flags
 from bench.analysis.metrics import accuracy, binary_metrics, overfit_ratio
 from bench.backbones import BACKBONES, create_backbone, create_hybrid, transfer_weights
 from bench.backbones._base import imagenet_state_dict
+from bench.backbones._transfer import PartialWeightsError
 from bench.data.splits import finetune_split
 from bench.records import SCHEMA
 from bench.runner.datasets import get_dataset
-from bench.runner.pretrain import ensure_pretrained
+from bench.runner.pretrain import ensure_pretrained, pretrain_paths
 from bench.runner.seeds import cell_seeds
 from bench.suite import Cell, content_hash
 from bench.train import fit, predict, selected_epoch
@@ -32,14 +33,19 @@ def initial_weights(cell: Cell, model: torch.nn.Module, results_root: Path, log=
     if cell.source == "random":
         return {"source": "random"}
     if cell.source == "imagenet":
-        state = imagenet_state_dict(cell.backbone, cfg.get("weights"))
+        state, where = imagenet_state_dict(cell.backbone, cfg.get("weights"), with_origin=True)
         info = {"source": "imagenet"}
     else:
         state, meta = ensure_pretrained(cfg["pretrain"], cell.pretrain_id, results_root, log=log)
+        where = str(pretrain_paths(results_root, cell.pretrain_id)[0])
         info = {"source": cell.source, "pretrain_id": cell.pretrain_id, "pretrain_reused": meta["reused"],
                 "pretrain_held_out_auc": (meta.get("held_out") or {}).get("auc")}
-    moved = transfer_weights(model, state, mode=cell.transfer, hybrid_stage=cfg.get("hybrid_stage", "block2"),
-                             spec=BACKBONES.get(cell.backbone))
+    try:
+        moved = transfer_weights(model, state, mode=cell.transfer, hybrid_stage=cfg.get("hybrid_stage", "block2"),
+                                 spec=BACKBONES.get(cell.backbone),
+                                 accept_partial=cfg.get("accept_partial_weights", False))
+    except PartialWeightsError as exc:
+        raise PartialWeightsError(f"{cell.source} weights for {cell.backbone} ({where}): {exc}") from None
     return {**info, "transfer": moved}
 
 

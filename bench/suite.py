@@ -825,6 +825,20 @@ def na_reason(source: str, ft_fraction: float, transfer: str, backbone: str | No
     return None
 
 
+def stage_map_revision(backbone: str) -> int | None:
+    """The revision of a backbone's corrected stage map (VGG: every stage owns layers since 2026-12-04), or None.
+    It enters the ids of cells whose meaning depends on the stages (hybrid transfer, training from a stage,
+    SVCCA layers), so their records from before the correction are never reused."""
+    from bench.backbones import BACKBONES
+    from bench.backbones._base import STAGE_MAP_REVISION
+
+    return BACKBONES.get(backbone).extra.get(STAGE_MAP_REVISION)
+
+
+def _uses_stages(finetune: dict | None) -> bool:
+    return any(stage.get("trainable", "all") != "all" for stage in (finetune or {}).get("schedule") or [])
+
+
 def _pretrain_settings(cfg: SuiteConfig, backbone: str, where: str) -> dict:
     """The pre-training settings in a backbone's pretrain id: the common ones, plus the sub-block its own
     recipe reads (``BackboneSpec.extra["pretrain_settings"]``: ``"patch"`` for patch_cnn)."""
@@ -887,6 +901,9 @@ def expand(cfg: SuiteConfig, *, where: str = "<suite>") -> list[Cell]:
             config["weights"] = cfg.weights[backbone]
         if cfg.accept_partial_weights and source != "random":
             config["accept_partial_weights"] = True
+        revision = stage_map_revision(backbone)
+        if revision and (transfer == "hybrid" or _uses_stages(config.get("finetune"))):
+            config["stage_map_revision"] = revision
         if source not in SPECIAL_SOURCES:
             pre = {"protocol": PROTOCOL_VERSION, "backbone": backbone, "source": source, "seed": seed,
                    "image_size": size, "source_data": data_opts[source],

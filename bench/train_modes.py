@@ -63,7 +63,8 @@ class Stage:
 # Shen et al. 2019 used Adam with a constant rate per stage; bench uses AdamW (decoupled weight decay).
 SCHEDULE_PRESETS: dict[str, list[dict[str, Any]]] = {
     # Patch classifier, 3-stage: last layer 3 epochs at 1e-3, top layers 10 at 1e-4, all 37 at 1e-5.
-    # "Top layers" (46 layers of ResNet-50, 11 of VGG16) ~ the last stage, block4. No weight decay is given.
+    # "Top layers" (46 layers of ResNet-50, 11 of VGG16) ~ the last stage, block4 (ResNet-50's layer4; VGG16's fifth
+    # conv block: 3 convs, their BatchNorms and ReLUs, 9 layers). No weight decay is given.
     "shen-3stage": [
         {"trainable": "head", "epochs": 3, "lr": 1e-3, "weight_decay": 0.0, "lr_decay": "constant"},
         {"trainable": "from:block4", "epochs": 10, "lr": 1e-4, "weight_decay": 0.0, "lr_decay": "constant"},
@@ -82,8 +83,8 @@ SCHEDULE_PRESETS: dict[str, list[dict[str, Any]]] = {
     ],
     # Falconi et al. 2020: TL trains the new head only at 1e-5, FT from layer gamma at 2e-7, both for up to
     # 1000 epochs with early stopping (patience 50) -- pair these with ``early_stopping``. gamma = block3 is
-    # VGG19's layer 17 (the paper's VGG19-17-FT) by our reading of Keras's layer lists; VGG16's gamma 10 is
-    # from:block2 and gamma 8 from:block1 (suites/falconi.yaml names them); write other stages explicitly.
+    # VGG16's layer 10 (the paper's VGG16-10-FT: Keras's block4 onwards) by our reading of Keras's layer lists;
+    # VGG16's gamma 8 is about from:block2 and VGG19's gamma 17 from:block4 (suites/falconi.yaml names them).
     "falconi-tl": [{"trainable": "head", "epochs": 1000, "lr": 1e-5, "weight_decay": 0.0, "lr_decay": "constant"}],
     "falconi-ft": [{"trainable": "from:block3", "epochs": 1000, "lr": 2e-7, "weight_decay": 0.0,
                     "lr_decay": "constant"}],

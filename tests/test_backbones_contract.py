@@ -70,6 +70,28 @@ def test_declared_stages_are_what_the_forward_pass_produces(name, built):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_every_named_stage_owns_parameters(name, built):
+    """VGG's last max-pool was "block4" until 2026-12-04, so `trainable: from:block4` trained no convolution."""
+    model = built(name)
+    stage_of = stage_of_tensors(model, BACKBONES.get(name))
+    owned = {stage_of[k] for k, _ in model.named_parameters()}
+    assert set(STAGE_NAMES) <= owned, f"{name}: stages without parameters: {set(STAGE_NAMES) - owned}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["timm:vgg16", "timm:vgg19_bn", "timm:densenet121", "timm:legacy_xception",
+                                  "timm:mobilenetv2_100"])
+def test_timm_backbones_get_stages_that_own_parameters(name):
+    from bench.backbones._base import STAGE_MAP_REVISION
+
+    model = create_backbone(name, 2)
+    stage_of = stage_of_tensors(model, BACKBONES.get(name))
+    assert set(STAGE_NAMES) <= {stage_of[k] for k, _ in model.named_parameters()}
+    # a corrected map (VGG) is marked, so cells that depend on it get new ids
+    assert ("vgg" in name) == (BACKBONES.get(name).extra.get(STAGE_MAP_REVISION) == 2)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_hybrid_keeps_pretrained_stages_and_slims_the_rest(name, built):
     spec = BACKBONES.get(name)
     source = built(name)

@@ -100,3 +100,29 @@ def test_a_cell_with_a_partial_weights_file_fails_naming_the_file_unless_the_sui
     assert accepted.cell_id != build_suite(raw).cells[0].cell_id
     rec = run_cell(accepted, suite="t", results_root=tmp_path)
     assert rec["status"] == "ok" and rec["weights"]["transfer"]["partial"] is True
+
+
+def test_cells_that_depend_on_vgg_stages_get_new_ids_and_others_keep_theirs():
+    raw = {"axes": {"backbone": ["vgg16", "resnet18"], "source": ["imagenet"], "ft_fraction": [0.5],
+                    "target": ["synth-inbreast"], "transfer": ["full", "hybrid"], "train_mode": ["default", "top"]},
+           "train_modes": {"top": {"schedule": [{"trainable": "from:block4", "epochs": 1, "lr": 1e-4}]}}}
+    cells = {(c.backbone, c.transfer, c.train_mode): c for c in build_suite(raw).cells}
+    revised = {k for k, c in cells.items() if c.config.get("stage_map_revision") == 2}
+    # vgg16's stages moved; plain fine-tuning of everything does not depend on them, resnet18's did not move
+    assert revised == {("vgg16", "hybrid", "default"), ("vgg16", "hybrid", "top"), ("vgg16", "full", "top")}
+
+
+def test_falconi_gammas_map_to_stages_that_hold_the_layers_the_paper_means():
+    from bench.suite import load_suite
+    from bench.train_modes import trainable_parameters
+
+    suite = load_suite("falconi")
+    modes = {(c.backbone, c.train_mode): c for c in suite.cells}
+    assert {m for (b, m) in modes if b == "vgg16"} == {"tl", "ft", "ft-block2-fc"}  # VGG16-10-FT, VGG16-8-FT
+    assert {m for (b, m) in modes if b == "timm:vgg19_bn"} == {"tl", "ft-block4"}  # VGG19-17-FT
+    # VGG16 gamma 10 (Keras block4_conv1 onwards): bench from:block3 trains exactly VGG's last two conv blocks
+    net = create_backbone("vgg16", 2)
+    trained = trainable_parameters(net, modes[("vgg16", "ft")].config["finetune"]["schedule"][0]["trainable"])
+    convs = sorted({int(n.split(".")[1]) for n in trained if n.startswith("features.") and n.endswith("weight")
+                    and net.get_submodule(n.rsplit(".", 1)[0]).__class__.__name__ == "Conv2d"})
+    assert len(convs) == 6 and convs[0] == 24  # block4_conv1 .. block5_conv3 of vgg16_bn

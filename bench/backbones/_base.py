@@ -113,15 +113,47 @@ def probe_stages(create: Callable[..., nn.Module]) -> dict:
         raise ValueError(f"{type(model).__name__} has no timm feature_info: declare BackboneSpec.stages, "
                          "channels and reductions (module names of conv1, block1 .. block4)")
     info = [dict(f) for f in info]
+    kept = nonempty_taps(model, [f["module"] for f in info])
+    dropped = len(info) - len(kept)
+    info = [f for f in info if f["module"] in kept]
     if len(info) < len(STAGE_NAMES):
         raise ValueError(f"{type(model).__name__} has {len(info)} feature stages in feature_info; bench needs "
                          f"{len(STAGE_NAMES)} ({', '.join(STAGE_NAMES)})")
-    # More than five taps (vgg: one per pooling level plus the last conv): keep the deepest five, which
-    # gives the usual strides 2, 4, 8, 16, 32.
+    # More than five taps: keep the deepest five (usually strides 2, 4, 8, 16, 32). A tap that adds no parameter
+    # (VGG's last max-pool) was dropped above: a stage must own layers, or "train from block4" trains nothing.
     info = info[-len(STAGE_NAMES):]
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    return {"stages": tuple(f["module"] for f in info), "channels": tuple(int(f["num_chs"]) for f in info),
-            "reductions": tuple(int(f["reduction"]) for f in info), "head": cfg.get("classifier", "") or ""}
+    out = {"stages": tuple(f["module"] for f in info), "channels": tuple(int(f["num_chs"]) for f in info),
+           "reductions": tuple(int(f["reduction"]) for f in info), "head": cfg.get("classifier", "") or ""}
+    if dropped:  # the stage map differs from the one bench used before 2026-12-04: cells that depend on it get new ids
+        out["extra"] = {STAGE_MAP_REVISION: 2}
+    return out
+
+
+STAGE_MAP_REVISION = "stage_map_revision"
+"""``BackboneSpec.extra`` key: the backbone's stage map was corrected (2) after records were written with another
+one; :func:`bench.suite.expand` puts it into the ids of the cells whose meaning depends on the stages."""
+
+
+def nonempty_taps(model: nn.Module, taps: list[str]) -> list[str]:
+    """``taps`` (module names ending each stage, shallow to deep) without those whose stage owns no parameter.
+
+    A tap's stage is every module registered after the previous tap's subtree up to the end of its own subtree
+    (registration order, which is execution order for the sequential feature extractors timm tags).
+    """
+    names = [n for n, _ in model.named_modules()]
+    has_params = {n: any(True for _ in m.parameters(recurse=False)) for n, m in model.named_modules()}
+
+    def end(tap: str) -> int:
+        return max(i for i, n in enumerate(names) if n == tap or n.startswith(tap + "."))
+
+    kept, start = [], 0
+    for tap in taps:
+        stop = end(tap)
+        if any(has_params[n] for n in names[start:stop + 1]):
+            kept.append(tap)
+            start = stop + 1
+    return kept
 
 
 def as_spec(name: str, obj: object) -> BackboneSpec:
@@ -139,7 +171,8 @@ def as_spec(name: str, obj: object) -> BackboneSpec:
             probed = probe_stages(spec.create)
         except Exception as exc:  # any failure of a plugin's factory
             raise PluginError("backbone", name, f"backbone {name!r}: cannot determine its stages: {exc}") from exc
-        spec = dataclasses.replace(spec, **{k: v for k, v in probed.items() if not getattr(spec, k)})
+        extra = {**probed.pop("extra", {}), **spec.extra}
+        spec = dataclasses.replace(spec, extra=extra, **{k: v for k, v in probed.items() if not getattr(spec, k)})
     if len(spec.stages) != len(STAGE_NAMES) or len(spec.channels) != len(STAGE_NAMES) \
             or len(spec.reductions) != len(STAGE_NAMES):
         raise PluginError("backbone", name, f"backbone {name!r}: stages, channels and reductions must each have "

@@ -63,7 +63,9 @@ def stage_boundaries(model: nn.Module, stages: tuple[str, ...] | BackboneSpec | 
         info = getattr(model, "feature_info", None)
         if info is None:
             raise ValueError(f"{type(model).__name__} has no timm feature_info; declare BackboneSpec.stages")
-        stages = tuple(f["module"] for f in info)
+        from bench.backbones._base import nonempty_taps
+
+        stages = tuple(nonempty_taps(model, [f["module"] for f in info]))
     if len(stages) < len(STAGE_NAMES):
         raise ValueError(f"need {len(STAGE_NAMES)} stages ({', '.join(STAGE_NAMES)}), got {list(stages)}")
     return dict(zip(STAGE_NAMES, stages[-len(STAGE_NAMES):]))

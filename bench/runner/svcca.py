@@ -44,7 +44,7 @@ from torch import nn
 
 from bench.batchnorm import recalibrate
 from bench.records import SCHEMA, SVCCA_DIR, latest_svcca_records, read_record, record_path, write_json_atomic
-from bench.suite import SPECIAL_SOURCES, Axes, Cell, Suite, content_hash, expand, identity_hash
+from bench.suite import SPECIAL_SOURCES, Axes, Cell, Suite, content_hash, expand, identity_hash, stage_map_revision
 
 __all__ = [
     "SvccaJob",
@@ -114,6 +114,8 @@ def svcca_jobs(suite: Suite) -> list[SvccaJob]:
     jobs = []
     for cell in expand(cfg.model_copy(update={"axes": axes, "exclude": [], "finetune": finetune})):
         config = {"analysis": "svcca", "protocol": SVCCA_PROTOCOL, "cell": cell.config, **settings}
+        if stage_map_revision(cell.backbone):  # the layers compared are the stage ends
+            config["stage_map_revision"] = stage_map_revision(cell.backbone)
         jobs.append(SvccaJob(cell.backbone, cell.source, cell.target, cell.seed, cell, config, identity_hash(config)))
     return jobs
 

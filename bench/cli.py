@@ -19,6 +19,7 @@ EPILOG = """examples:
   bench svcca synth-controls           run only the suite's per-layer SVCCA analysis (Figure 1), then report
   bench verify results/smoke           recompute every stored metric from the stored predictions
   bench list backbones                 list backbones and where they come from (also: datasets, suites)
+  bench references falconi --json      the published numbers of a seed study, keyed by its suite's cells
 """
 
 
@@ -137,7 +138,8 @@ def cmd_run(args) -> int:
               "them)", file=sys.stderr)
     svcca_failed = _run_svcca(suite, root) if suite.config.analysis.svcca else 0
     path = _write_report(suite_records(suite, root), suite.name, reports,
-                         _svcca_records(root / suite.name, suite), folder=root / suite.name)
+                         _svcca_records(root / suite.name, suite), folder=root / suite.name,
+                         reference=suite.config.reference)
     print(f"report: {path}")
     return 1 if summary.failed or summary.kept_failed or svcca_failed else 0
 
@@ -177,7 +179,8 @@ def cmd_svcca(args) -> int:
     reports = _reports_root(args.reports)
     failed = _run_svcca(suite, root)
     path = _write_report(suite_records(suite, root), suite.name, reports,
-                         _svcca_records(root / suite.name, suite), folder=root / suite.name)
+                         _svcca_records(root / suite.name, suite), folder=root / suite.name,
+                         reference=suite.config.reference)
     print(f"report: {path}")
     return 1 if failed else 0
 
@@ -214,7 +217,7 @@ def _axis_value(record: dict, axis: str):
 
 
 def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
-                  folder: Path | None = None) -> Path:
+                  folder: Path | None = None, reference: str | None = None) -> Path:
     from bench.report import write_report
     from bench.records import MANIFEST, read_record_any
 
@@ -231,7 +234,12 @@ def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_rec
     if stale:
         print(f"note: {stale} record(s) in {folder} belong to an earlier configuration of the suite (for instance "
               "before BatchNorm re-estimation) and are left out of the report", file=sys.stderr)
-    return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records, stale=stale)
+    # The study the suite reproduces (its `reference:`): given by `bench run`, else from the folder's manifest, so
+    # `bench report` shows the paper's numbers beside ours without loading the suite (or torch).
+    if reference is None:
+        reference = ((man or {}).get("config") or {}).get("reference")
+    return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records, stale=stale,
+                        reference=reference)
 
 
 def cmd_report(args) -> int:
@@ -413,6 +421,30 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def cmd_references(args) -> int:
+    """``bench references [STUDY] [--json]``: the seed studies' published numbers (package data, no torch)."""
+    import json
+
+    from bench.references import COLUMNS, load_references, table_notes
+
+    rows = load_references(args.study)  # an unknown study is a UserError: one line, exit 2
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    from tabulate import tabulate
+
+    printed = load_references(args.study, printed=True)
+    print(tabulate([[r[k] for k in COLUMNS] for r in printed], headers=list(COLUMNS), tablefmt="simple",
+                   disable_numparse=True))
+    print()
+    for study in dict.fromkeys(r["study"] for r in rows):
+        for table, where in table_notes(study).items():
+            print(f"{study} table {table}: {where}")
+    print(f"{len(rows)} values as the papers print them (NA: the paper prints NA; null in --json); --json for one "
+          "JSON list")
+    return 0
+
+
 def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=["local", "slurm"], help="override the suite's executor.kind")
     p.add_argument("--workers", type=int, help="local executor: worker processes (0 = run in this process)")
@@ -492,6 +524,14 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--skip-bad", action="store_true", help="skip missing/unreadable files, count them as excluded")
     chk.add_argument("--json", action="store_true", help="print exactly one JSON object")
     chk.set_defaults(func=cmd_data_check)
+
+    refs = sub.add_parser("references", help="the published numbers of the seed studies, keyed by their suites' cells",
+                          epilog="examples:\n  bench references\n  bench references bulathsinghalage-liu --json",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    refs.add_argument("study", nargs="?", help="a study (default: all): bulathsinghalage-liu, falconi, shen, "
+                                               "wei-morphhr")
+    refs.add_argument("--json", action="store_true", help="print exactly one JSON list of objects")
+    refs.set_defaults(func=cmd_references)
 
     ls = sub.add_parser("list", aliases=["ls"], help="list backbones (with their origin), datasets or suites")
     ls.add_argument("what", choices=["backbones", "datasets", "suites"])

@@ -10,6 +10,8 @@ cancer imaging":
 - :func:`table_all_vs_hybrid` is their Table 4: rows target x source, cells "full vs hybrid".
 - :func:`table_svcca` is their Figure 1 as a table (rows target x reference, columns conv1 .. block4), and
   :func:`svcca_figure` the figure itself.
+- a suite that names its paper (``reference:``) also gets the paper's published values beside ours, one table per
+  table of the paper (:mod:`bench.report_paper`); a synthetic twin says that it reproduces no published number.
 
 Cell text (one table cell = every seed of one backbone x source x ft_fraction x target x transfer):
 
@@ -737,15 +739,32 @@ def _falconi_flags(df: pd.DataFrame) -> set:
     return {key for key, value in gap.items() if value > FALCONI_GAP}
 
 
+def _reference_line(suite: str, reference: str | None) -> list:
+    """A synthetic twin of a seed study says, in one line, that it reproduces no published number."""
+    from bench.references import twin_of
+
+    study = None if reference else twin_of(suite)
+    if study is None:
+        return []
+    return [("p", (f"**Published numbers:** none. `{suite}` is the synthetic twin of `{study}`: it reproduces no "
+                   f"published number, so nothing here is compared with the paper (the real suite `{study}` is)."))]
+
+
+def _records_tta(records: list[dict]) -> str | None:
+    """The test-time augmentation the records were scored with (``config.tta``), or None."""
+    return next((str(t) for rec in records if (t := (rec.get("config") or {}).get("tta")) not in (None, "none")),
+                None)
+
+
 def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | None, figure: str | None,
-                   stale: int = 0) -> list:
+                   stale: int = 0, reference: str | None = None) -> list:
     df = records_frame(records)
     blocks: list = [("h1", f"Suite `{suite}`: transfer-learning report")]
     if df.empty and not svcca_records:
         return [*blocks, ("p", "_No records._")]
     if not df.empty:
         preds = predictions_frame(records)
-        blocks += [*_how_to_read(df), ("p", _counts_line(df))]
+        blocks += [*_how_to_read(df), ("p", _counts_line(df)), *_reference_line(suite, reference)]
         if stale:
             blocks.append(("p", f"**Stale records:** {stale} record(s) in the results folder were computed under an "
                                 "earlier configuration of this suite (for instance before BatchNorm re-estimation) "
@@ -799,6 +818,11 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
             blocks += [("p", (f"**{metric_caption('beta')}** (Falconi et al., eq. 7; transfer = full; about 1 = no "
                              "overfitting, above 1 = overfitting; columns without fine-tuning are left out)")),
                        ("table", btable)]
+        if reference:
+            from bench.report_paper import paper_blocks, paper_vs_ours
+
+            blocks += paper_blocks(paper_vs_ours(df, preds, reference, intervals={"auc": auc_iv}), reference,
+                                   tta=_records_tta(records))
         blocks += _flagged_section(df)
         blocks += _failed_section(df)
     if svcca_records:
@@ -880,7 +904,7 @@ def _markdown(blocks: list) -> str:
 
 
 def render_report(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
-                  figure: str | None = None, stale: int = 0) -> str:
+                  figure: str | None = None, stale: int = 0, reference: str | None = None) -> str:
     """The suite's Markdown report: per target, Table-1-style AUC, full-vs-hybrid, beta; then SVCCA.
 
     Args:
@@ -889,11 +913,13 @@ def render_report(records: list[dict], *, suite: str, svcca_records: list[dict] 
         svcca_records: the suite's SVCCA records (:mod:`bench.runner.svcca`), if any.
         figure: path of the SVCCA figure relative to the report, to link (see :func:`svcca_figure`).
         stale: how many records of the results folder were left out as stale (said in the report).
+        reference: the study the suite reproduces (its ``reference:``, :mod:`bench.references`): adds the
+            paper-vs-ours tables (:mod:`bench.report_paper`).
 
     Returns:
         A Markdown document ending with a newline.
     """
-    return _markdown(_report_blocks(list(records), suite, svcca_records, figure, stale))
+    return _markdown(_report_blocks(list(records), suite, svcca_records, figure, stale, reference))
 
 
 # --------------------------------------------------------------------------- LaTeX
@@ -904,7 +930,7 @@ _LATEX_UNICODE = {"±": r"$\pm$", SIGNIFICANT: r"$^{\dagger}$", OVERFIT: r"$^{\d
                   UNCALIBRATED: r"$^{\diamond}$", PARTIAL: r"$^{\ominus}$", "—": "---", "–": "--",
                   "β": r"$\beta$", "α": r"$\alpha$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$",
                   "≥": r"$\geq$", "≤": r"$\leq$", "−": "-", "·": r"$\cdot$", "√": r"$\surd$", "…": r"\dots{}",
-                  "₀": r"$_0$", "₁": r"$_1$", "′": "$'$"}
+                  "₀": r"$_0$", "₁": r"$_1$", "′": "$'$", "✗": r"$\times$"}
 
 
 def _latex_escape(text: str) -> str:
@@ -936,13 +962,14 @@ def _latex_table(table: _Table) -> str:
     """A booktabs tabular via pandas' Styler.to_latex; cells escaped here (Styler does not escape)."""
     frame = pd.DataFrame([[_latex_escape(c) for c in row] for row in table.rows],
                          columns=[_latex_escape(h) for h in table.headers])
-    n_label = sum(1 for h in table.headers if h in ("Backbone", "Pre-training", "Target", "Network", "Network A"))
+    n_label = sum(1 for h in table.headers if h in ("Backbone", "Pre-training", "Target", "Network", "Network A",
+                                                    "Column", "Metric"))
     column_format = "l" * n_label + "r" * (len(table.headers) - n_label)
     return frame.style.hide(axis="index").to_latex(hrules=True, column_format=column_format)
 
 
 def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
-                        figure: str | None = None, stale: int = 0) -> str:
+                        figure: str | None = None, stale: int = 0, reference: str | None = None) -> str:
     """The same report as :func:`render_report` as a standalone LaTeX document (booktabs tables).
 
     Every table is built by the same code as the Markdown one, so both show the same numbers; "±", "†" and "‡"
@@ -952,7 +979,7 @@ def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[
     out = [r"\documentclass{article}", r"\usepackage[utf8]{inputenc}", r"\usepackage[T1]{fontenc}",
            r"\usepackage{booktabs}", r"\usepackage{graphicx}", r"\usepackage[margin=2cm,landscape]{geometry}",
            r"\begin{document}", ""]
-    for block in _report_blocks(list(records), suite, svcca_records, figure, stale):
+    for block in _report_blocks(list(records), suite, svcca_records, figure, stale, reference):
         kind = block[0]
         if kind == "h1":
             out += [r"\section*{" + _latex_inline(block[1]) + "}", ""]
@@ -979,9 +1006,11 @@ def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[
 # --------------------------------------------------------------------------- files
 
 def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_records: list[dict] | None = None,
-                 stale: int = 0) -> Path:
+                 stale: int = 0, reference: str | None = None) -> Path:
     """Write the report folder: ``report.md``, ``report.tex``, ``cells.csv``; with SVCCA records also
-    ``svcca.png`` (the figure) and ``svcca.csv`` (one row per run x layer x network). Returns the Markdown path."""
+    ``svcca.png`` (the figure) and ``svcca.csv`` (one row per run x layer x network); with a ``reference`` study
+    also ``paper_vs_ours.csv`` (one row per published value, :func:`bench.report_paper.paper_vs_ours`). Returns
+    the Markdown path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figure = None
@@ -991,10 +1020,15 @@ def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_reco
         frame.to_csv(out / "svcca.csv", index=False)
         figure = "svcca.png"
     (out / "report.md").write_text(render_report(records, suite=suite, svcca_records=svcca_records, figure=figure,
-                                                 stale=stale))
+                                                 stale=stale, reference=reference))
     (out / "report.tex").write_text(render_report_latex(records, suite=suite, svcca_records=svcca_records, stale=stale,
-                                                        figure=figure))
-    records_frame(records).to_csv(out / "cells.csv", index=False)
+                                                        figure=figure, reference=reference))
+    df = records_frame(records)
+    df.to_csv(out / "cells.csv", index=False)
+    if reference:
+        from bench.report_paper import paper_vs_ours
+
+        paper_vs_ours(df, predictions_frame(records), reference).to_csv(out / "paper_vs_ours.csv", index=False)
     return out / "report.md"
 
 

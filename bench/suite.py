@@ -316,6 +316,9 @@ class Axes(_Frozen):
 class SuiteConfig(_Frozen):
     name: str = ""
     description: str = ""
+    # The published study whose numbers the suite reproduces (bench references STUDY): its report then puts the
+    # paper's values beside ours. Never in a cell id. Synthetic twins leave it out: they reproduce no number.
+    reference: str | None = None
     axes: Axes
     exclude: list[dict[str, Any]] = []
     image_size: Union[int, tuple[int, int]] = 64  # a square side, or [height, width] (Shen: [1152, 896])
@@ -326,6 +329,19 @@ class SuiteConfig(_Frozen):
         problem = suite_name_problem(v) if v else None
         if problem:
             raise ValueError(problem)
+        return v
+
+    @field_validator("reference")
+    @classmethod
+    def _reference(cls, v):
+        from bench.references import check_study
+
+        if v is not None:
+            try:
+                check_study(v)
+            except ValueError as exc:
+                raise ValueError(f"{exc} Leave 'reference' out for a suite that reproduces no published "
+                                 "table") from None
         return v
 
     @field_validator("image_size", mode="before")

@@ -126,3 +126,21 @@ def test_falconi_gammas_map_to_stages_that_hold_the_layers_the_paper_means():
     convs = sorted({int(n.split(".")[1]) for n in trained if n.startswith("features.") and n.endswith("weight")
                     and net.get_submodule(n.rsplit(".", 1)[0]).__class__.__name__ == "Conv2d"})
     assert len(convs) == 6 and convs[0] == 24  # block4_conv1 .. block5_conv3 of vgg16_bn
+
+
+@pytest.mark.slow
+def test_with_tta_a_record_keeps_the_plain_and_the_augmented_scores(tmp_path, one_thread):
+    """Shen's Table 4 is per-image AUC without augmented prediction; their Tables 2-3 (A-AUC) are with it."""
+    from sklearn.metrics import roc_auc_score
+
+    from bench.runner.cell import run_cell
+
+    raw = {"axes": {"backbone": ["toy_cnn"], "source": ["random"], "ft_fraction": [0.5], "target": ["synth-inbreast"]},
+           "image_size": 32, "finetune": {"epochs": 1}, "tta": "flips", "data": {"synth-inbreast": {"n_images": 40}}}
+    rec = run_cell(build_suite(raw).cells[0], suite="t", results_root=tmp_path)
+    p, m = rec["predictions"], rec["metrics"]
+    assert m["auc_tta"] == m["auc"] == pytest.approx(roc_auc_score(p["label"], p["score"]))
+    assert m["auc_plain"] == pytest.approx(roc_auc_score(p["label"], p["score_plain"]))
+    assert p["score"] != p["score_plain"]  # flip-averaged margins differ from the plain ones
+    plain = build_suite({**raw, "tta": "none"}).cells[0]
+    assert "score_plain" not in run_cell(plain, suite="t", results_root=tmp_path)["predictions"]

@@ -150,6 +150,10 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
                    n_finetune_patients=int(len(set(target.groups[ft_idx]))))
     if len(val_idx):  # early stopping: the epoch restored, chosen on the held-out part of the fine-tune set
         metrics.update(selected_epoch=selected_epoch(history), n_val=len(val_idx))
+    plain = None
+    if tta != "none":  # both: Shen's Table 4 is per-image AUC without augmented prediction, Tables 2-3 with (A-AUC)
+        plain = predict(model, target.images[ev_idx], mean=spec.mean, std=spec.std)
+        metrics.update(auc_tta=metrics["auc"], auc_plain=binary_metrics(labels, plain)["auc"])
     ft_ids = target.image_ids[ft_idx].tolist()
     eval_ids = target.image_ids[ev_idx].tolist()
     split = {"hash": content_hash({"target": cell.target, "finetune": ft_ids, "eval": eval_ids}),
@@ -162,6 +166,8 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
              # the split/bootstrap group: patient, else near-duplicate cluster, else the image itself
              "group_id": target.groups[ev_idx].tolist(),
              "label": labels.astype(int).tolist(), "score": scores.astype(float).tolist()}
+    if plain is not None:
+        preds["score_plain"] = plain.astype(float).tolist()
     kept = kept_epoch(history)
     if kept is not None:
         metrics["running_train_acc"] = kept["running_train_acc"]

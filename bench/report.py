@@ -35,18 +35,32 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from bench.analysis.intervals import CELL_KEYS, cell_intervals, seed_intervals
 from bench.analysis.metrics import FALCONI_GAP
 from bench.analysis.paired import paired_tests
 from bench.registry import closest
 from bench.report_checks import DEGENERATE, PARTIAL, UNCALIBRATED, flagged_rows, marks_note, record_check, table_marks
+from bench.report_table import (  # noqa: F401  (some are re-exported: bench.report's names of before)
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    FIRST_SOURCES,
+    N_RESAMPLES,
+    NO_RECORD,
+    SOURCE_LABELS,
+    TABLEFMT,
+    _bare_backbones,
+    _format_value,
+    _fraction_label,
+    _source_label,
+    _source_order,
+    _Table,
+    _unique,
+)
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -98,16 +112,9 @@ AXES = ("backbone", "source", "ft_fraction", "target", "transfer", "train_mode",
 RECORD_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "train_acc", "running_train_acc", "val_acc",
                   "beta", "n_finetune", "n_eval")
 CHECK_COLUMNS = ("flags", "uncalibrated", "partial_weights", "auc_low", "auc_high")  # bench.report_checks.record_check
-SOURCE_LABELS = {"random": "Random init", "imagenet": "ImageNet"}
-FIRST_SOURCES = ("random", "imagenet")
-NO_RECORD = "—"
-TABLEFMT = "github"
 SIGNIFICANT = "†"
 OVERFIT = "‡"
 ALPHA = 0.05
-CONFIDENCE = 0.95
-N_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
 SVCCA_LAYERS = ("conv1", "block1", "block2", "block3", "block4")
 SVCCA_REFERENCES = {"finetuned": "fine-tuned (B)", "bn_only": "BN-only reference (B′)"}
 
@@ -223,13 +230,6 @@ def svcca_frame(records: Iterable[dict]) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- cell text
 
-def _format_value(mean: float, half_width: float | None = None) -> str:
-    text = f"{mean:.3f}"
-    if half_width is not None and math.isfinite(half_width):
-        text += f" ± {half_width:.3f}"
-    return text
-
-
 def _t_half_width(values: np.ndarray) -> float | None:
     if len(values) < 2:
         return None
@@ -271,26 +271,6 @@ def _undefined_column(rows: pd.DataFrame, metric: str) -> bool:
 
 # --------------------------------------------------------------------------- ordering and labels
 
-def _unique(values: pd.Series) -> list:
-    """Distinct non-null values in order of first appearance."""
-    return list(pd.unique(values.dropna()))
-
-
-def _source_order(sources: pd.Series) -> list:
-    seen = _unique(sources)
-    return [s for s in FIRST_SOURCES if s in seen] + [s for s in seen if s not in FIRST_SOURCES]
-
-
-def _source_label(source: str) -> str:
-    return SOURCE_LABELS.get(source, str(source))
-
-
-def _fraction_label(fraction: float) -> str:
-    if fraction == 0:
-        return "No FT"
-    return f"FT {fraction:g} patients" if fraction >= 1 else f"FT {fraction:g}"
-
-
 def _fractions(df: pd.DataFrame, *, positive_only: bool = False) -> list[float]:
     values = sorted(set(df["ft_fraction"].dropna().tolist()))
     return [f for f in values if f > 0] if positive_only else values
@@ -311,19 +291,6 @@ def _check_metric(df: pd.DataFrame, metric: str) -> None:
 
 
 # --------------------------------------------------------------------------- table model
-
-@dataclass
-class _Table:
-    """A rendered-agnostic table: header cells, body rows (text), and the lines printed under it."""
-
-    headers: list[str]
-    rows: list[list[str]]
-    notes: list[str] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        # disable_numparse: cells are already formatted text; tabulate must not turn "0.800" into "0.8".
-        return tabulate(self.rows, headers=self.headers, tablefmt=TABLEFMT, disable_numparse=True)
-
 
 def _interval_lookup(intervals: pd.DataFrame | None) -> dict[tuple, float]:
     if intervals is None or intervals.empty:
@@ -455,15 +422,6 @@ def table_all_vs_hybrid(df: pd.DataFrame, *, metric: str = "auc", intervals: pd.
         ValueError: if ``metric`` is unknown, or ``df`` lacks "full" or "hybrid" records.
     """
     return _hybrid_table(df, metric, intervals=intervals, tests=tests).markdown()
-
-
-def _bare_backbones(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with ``backbone`` back to the bare name (:func:`records_frame` appends " [<train mode>]")."""
-    out = df.copy()
-    suffixes = " [" + out["train_mode"].astype(str) + "]"
-    out["backbone"] = [b[:-len(x)] if isinstance(b, str) and b.endswith(x) else b
-                       for b, x in zip(out["backbone"], suffixes)]
-    return out
 
 
 MODE_KEYS = ["backbone", "source", "ft_fraction", "target", "transfer"]

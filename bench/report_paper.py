@@ -21,7 +21,7 @@ import pandas as pd
 
 from bench.analysis.intervals import CELL_KEYS, cell_intervals
 from bench.references import COLUMNS, METRICS, OURS, load_references, table_notes
-from bench.report import (
+from bench.report_table import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
     N_RESAMPLES,

@@ -45,6 +45,7 @@ from bench.analysis.metrics import FALCONI_GAP
 from bench.analysis.paired import paired_tests
 from bench.registry import closest
 from bench.report_checks import DEGENERATE, PARTIAL, UNCALIBRATED, flagged_rows, marks_note, record_check, table_marks
+from bench.report_gain import gain_blocks
 from bench.report_table import (  # noqa: F401  (some are re-exported: bench.report's names of before)
     BOOTSTRAP_SEED,
     CONFIDENCE,
@@ -741,9 +742,13 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
                 table.notes = [_interval_rule(auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")],
                                               "auc"),
                                *_significance_note(tests, "Random init", "row of the same column"), marks_note(sub)]
+                if (sub["ft_fraction"] == 0).any() and (sub["ft_fraction"] > 0).any():
+                    table.notes.append("No FT is the source network on the whole target; the FT columns evaluate what "
+                                       "remains after their fine-tune share. *Fine-tuning gain* below rescores the "
+                                       "No-FT network on each FT column's own images.")
             blocks += [("p", (f"**{metric_caption('auc')}** (transfer = full; rows: backbone × pre-training source, "
                              "columns: share of the target used for fine-tuning)")), ("table", table),
-                       *_sens_spec_blocks(sub, target)]
+                       *_sens_spec_blocks(sub, target), *gain_blocks(df, preds, target, alpha=ALPHA)]
             if {"full", "hybrid"} <= set(df.loc[df["target"] == target, "transfer"].dropna()):
                 both = df[df["target"] == target]
                 htests = paired_tests(both, preds, axis="transfer", reference="full", keys=list(CELL_KEYS[:4]),

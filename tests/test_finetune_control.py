@@ -15,6 +15,7 @@ BUILT_IN = [name for name in BACKBONES.names() if BACKBONES.origin_of(name) == "
 SIZE = 48
 # Sizes as the suite sets them: inception_v3's minimum input is 75 px; MorphHR works at twice the resolution.
 PER_BACKBONE = {"inception_v3": {"image_size": 75}, "morphhr": {"image_size": 2 * SIZE},
+                "morphhr_2x": {"image_size": 2 * SIZE},
                 # timm's vgg16_bn from scratch: lr 1e-4 (README "Backbones"); 4 epochs keep it under a minute here
                 "vgg16": {"finetune": {"lr": 1e-4, "epochs": 4}}}
 

@@ -24,6 +24,21 @@ The morph preserves the function exactly in the configuration without the resolu
 in eval mode. Two things change it, as the paper says: the resolution change itself (stride-2
 conv1_1 plus the pool at doubled input is a different function, which fine-tuning recovers), and
 training-mode BatchNorm (bn1_1 then normalises with batch statistics instead of the identity).
+
+How much the resolution change perturbs it (issue 12; ``benchmarks/morphhr_preservation.md``): on 2x
+nearest-upsampled natural images at 448 px against ResNet-18 at 224 px, with smooth random 7x7 filters (no
+ImageNet weights offline), the relative error is about 19 % at the stem and 12 % at block4 (6 images: 11-24 %
+and 7-17 %). Most of it is the 2x2 max-pool, which no tap assignment removes; the paper's taps add the rest (7 %
+at the stem with the pool replaced by a pick-first). A tap assignment aware of the 2x geometry (``taps="2x"``,
+:func:`morph_conv_2x`, backbone ``morphhr_2x``) removes that part (18 % and 11 %, exact with a pick-first
+pool): conv1_1 (stride 2, padding 2) at output i reads the 2x image at ``2i - 2 + a``, i.e. the 1x
+pixel ``i + d`` with ``d = a // 2 - 1`` (a = 0, 2, 4 -> d = -1, 0, +1); after the 2x2 pool and conv1_2 (stride
+1, padding 1) tap ``t`` reads pooled position ``j + t`` = max(x[2j + 2t + d], x[2j + 2t + d + 1]). ResNet-18's
+kernel index ``u`` (1x offset ``k = u - 3``) is put on the pair ``2t + d = k``: -3 (-1, -1), -2 (-1, 0),
+-1 (-1, +1), 0 (0, 0), +1 (0, +1), +2 (+1, 0), +3 (+1, +1) (the pairs for -1 and +1 keep the zero padding
+exact at the borders). Each 1x pixel is then replaced by the max over a 2x2 block of 1x pixels (exact if
+the pool picked the block's first pixel); the paper's assignment (offsets 0, 3, 4) is exact only without
+the resolution change. ``morphhr`` keeps the paper's assignment.
 """
 from __future__ import annotations
 
@@ -38,6 +53,11 @@ from bench.backbones.timm_models import IMAGENET_MEAN, IMAGENET_STD, RESNET_STAG
 MID = 64  # conv1_1's output channels (C_l)
 OFFSETS = (0, 3, 4)  # impulse positions in the 5x5 window; the 3x3 tile at each covers these rows of the 7x7
 TILE_ROWS = ((0, 1, 2), (3, 4, 5), (6,))  # rows (columns) of the 7x7 kernel each offset takes
+# taps="2x": the 1x shift d of each impulse channel -> its tap in conv1_1's 5x5 window (d = a // 2 - 1)
+SHIFT_TAP = {-1: 0, 0: 2, 1: 4}
+# taps="2x": kernel index u of the 7x7 (1x offset u - 3) -> (conv1_2 tap t in -1..1, impulse shift d), 2t + d = u - 3
+TAPS_2X = ((-1, -1), (-1, 0), (-1, 1), (0, 0), (0, 1), (1, 0), (1, 1))
+TAPS = ("paper", "2x")
 
 
 class MorphStem(nn.Sequential):
@@ -89,17 +109,50 @@ def morph_conv(g: torch.Tensor, *, generator: torch.Generator | None = None) -> 
     return f1, f2
 
 
-def morph_resnet18_state(state: dict) -> dict:
+def morph_conv_2x(g: torch.Tensor, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like :func:`morph_conv`, with the tap assignment aware of the 2x resolution change (module docstring).
+
+    With ``high_res=True`` (conv1_1 stride 2 padding 2, 2x2 max-pool, conv1_2 stride 1 padding 1) on a 2x
+    nearest-upsampled image, the composition equals ``g`` at 1x except that each 1x pixel is replaced by the
+    max over its 2x2 block (exact where the pool would pick the block's first pixel). Channel layout as in
+    :func:`morph_conv`: 27 impulse channels first, (input channel, row shift, column shift), then random ones.
+    """
+    cj, ci, k, _ = g.shape
+    if k != 7 or len(SHIFT_TAP) ** 2 * ci > MID:
+        raise ValueError(f"morph needs a (C_j, C_i<=7, 7, 7) kernel; got {tuple(g.shape)}")
+    f1 = torch.randn(MID, ci, 5, 5, generator=generator, dtype=g.dtype) * (2.0 / (ci * 25)) ** 0.5
+    f2 = torch.zeros(cj, MID, 3, 3, dtype=g.dtype)
+    shifts = tuple(SHIFT_TAP)
+    channel = {}
+    for c in range(ci):
+        for dr in shifts:
+            for dc in shifts:
+                ch = channel[c, dr, dc] = len(channel)
+                f1[ch] = 0
+                f1[ch, c, SHIFT_TAP[dr], SHIFT_TAP[dc]] = 1.0  # channel ch = input channel c shifted by (dr, dc) at 1x
+    for c in range(ci):
+        for u, (tr, dr) in enumerate(TAPS_2X):
+            for v, (tc, dc) in enumerate(TAPS_2X):
+                f2[:, channel[c, dr, dc], tr + 1, tc + 1] = g[:, c, u, v]
+    return f1, f2
+
+
+def morph_resnet18_state(state: dict, taps: str = "paper") -> dict:
     """ResNet-18 weights -> morphhr weights (function-preserving, see the module docstring).
 
+    ``taps``: ``"paper"`` (:func:`morph_conv`, exact without the resolution change; ``morphhr``) or ``"2x"``
+    (:func:`morph_conv_2x`, preserves more at twice the input side; ``morphhr_2x``).
     A state that is already morphed (has ``conv1.conv1_1.weight``) is returned unchanged.
     """
+    if taps not in TAPS:
+        raise ValueError(f"morphhr: taps must be one of {TAPS}, not {taps!r}")
     if "conv1.conv1_1.weight" in state:
         return state
     if "conv1.weight" not in state or tuple(state["conv1.weight"].shape[2:]) != (7, 7):
         raise ValueError("morphhr: expected ResNet-18 weights with a 7x7 'conv1.weight'")
     out = {k: v for k, v in state.items() if k != "conv1.weight"}
-    f1, f2 = morph_conv(state["conv1.weight"].float(), generator=torch.Generator().manual_seed(0))
+    split = morph_conv if taps == "paper" else morph_conv_2x
+    f1, f2 = split(state["conv1.weight"].float(), generator=torch.Generator().manual_seed(0))
     eps = nn.BatchNorm2d(1).eps
     out.update({"conv1.conv1_1.weight": f1, "conv1.conv1_2.weight": f2,
                 "conv1.bn1_1.weight": torch.ones(MID), "conv1.bn1_1.bias": torch.zeros(MID),
@@ -114,3 +167,16 @@ register_backbone(BackboneSpec(
     input_size=448, head="fc", weights_from="resnet18", adapt_weights=morph_resnet18_state, create_slim=_slim,
     description="ResNet-18 with conv1 morphed to 5x5 -> 2x2 max-pool -> 3x3 (Wei et al., MorphHR): 2x input "
                 "resolution; imagenet = resnet18's weights morphed"))
+
+
+def morph_resnet18_state_2x(state: dict) -> dict:
+    """``morph_resnet18_state(state, taps="2x")``: ``morphhr_2x``'s ``adapt_weights``."""
+    return morph_resnet18_state(state, taps="2x")
+
+
+register_backbone(BackboneSpec(
+    name="morphhr_2x", create=create_morphhr, stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512),
+    reductions=tuple(2 * r for r in (2, 4, 8, 16, 32)), mean=IMAGENET_MEAN, std=IMAGENET_STD, min_size=32,
+    input_size=448, head="fc", weights_from="resnet18", adapt_weights=morph_resnet18_state_2x, create_slim=_slim,
+    description="morphhr (same network) whose imagenet weights = resnet18's morphed with the 2x-aware tap "
+                "assignment instead of the paper's: preserves more of resnet18's function at 2x input"))

@@ -144,3 +144,19 @@ def test_with_tta_a_record_keeps_the_plain_and_the_augmented_scores(tmp_path, on
     assert p["score"] != p["score_plain"]  # flip-averaged margins differ from the plain ones
     plain = build_suite({**raw, "tta": "none"}).cells[0]
     assert "score_plain" not in run_cell(plain, suite="t", results_root=tmp_path)["predictions"]
+
+
+def test_vgg16_with_batchnorm_is_a_declared_deviation_at_a_stable_rate():
+    """The 004 paper's VGG-16 has no BatchNorm; bench's vgg16 is timm's vgg16_bn: the suite says so and sets the
+    rate at which it trains from scratch (1e-4; at 1e-3 its first epoch's loss is about 75)."""
+    from bench.backbones import BACKBONES
+    from bench.suite import load_suite, resolve_suite_path
+
+    assert BACKBONES.get("vgg16").timm_name == "vgg16_bn"
+    suite = load_suite("bulathsinghalage-liu")
+    header = resolve_suite_path("bulathsinghalage-liu").read_text().split("\nname:")[0]
+    assert "vgg16_bn, with BatchNorm" in header and "timm:vgg16" in header
+    vgg = [c for c in suite.cells if c.backbone == "vgg16" and c.pretrain_id]
+    assert vgg and all(c.config["pretrain"]["lr"] == 1e-4 for c in vgg)
+    others = [c for c in suite.cells if c.backbone == "resnet50" and c.pretrain_id]
+    assert all(c.config["pretrain"]["lr"] == 3e-4 for c in others)  # the rate is vgg16's alone

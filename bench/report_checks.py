@@ -89,14 +89,16 @@ def flagged_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         rows.append([str(r.backbone), str(r.source), f"{r.ft_fraction:g}", str(r.target), str(r.transfer),
                      str(r.seed), ", ".join(SHORT[f] for f in r.flags.split(",")),
                      f"{r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]", f"{r.sensitivity:.2f} / {r.specificity:.2f}",
-                     f"{train} / {running}", _reading(r.flags.split(","), r.ft_fraction)])
+                     f"{train} / {running}", _reading(r.flags.split(","), r.ft_fraction, r.source)])
     return headers, rows
 
 
-def _reading(flags: list[str], ft_fraction: float) -> str:
+def _reading(flags: list[str], ft_fraction: float, source: str) -> str:
     """What a flagged seed most likely means, from which flags it carries."""
     if "eval_below_running" in flags:
         return "the evaluated network is not the one that trained: a harness bug until shown otherwise"
+    if "one_class" in flags and ft_fraction == 0 and source == "random":
+        return "an untrained random network: where its threshold falls is arbitrary"
     if "one_class" in flags and ft_fraction == 0:
         return "no fine-tuning: the source network's threshold does not carry over to this target"
     if "one_class" in flags:

@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from bench.analysis import accuracy, binary_metrics, overfit_ratio
 
-KEYS = {"auc", "accuracy", "f1", "sensitivity", "specificity", "n", "n_pos", "n_neg"}
+KEYS = {"auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "n", "n_pos", "n_neg"}
 
 
 @pytest.fixture
@@ -78,6 +78,7 @@ def test_confusion_matrix_metrics_by_hand():
     assert m["sensitivity"] == 2 / 4
     assert m["specificity"] == 5 / 6
     assert m["accuracy"] == 7 / 10
+    assert m["balanced_accuracy"] == pytest.approx((2 / 4 + 5 / 6) / 2)  # Falconi's eq. 13 "AUC"
     assert m["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))
     assert (m["n"], m["n_pos"], m["n_neg"]) == (10, 4, 6)
     assert set(m) == KEYS

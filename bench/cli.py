@@ -7,6 +7,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bench.cli_common import AXES, CliError, _reports_root, _results_root  # noqa: F401  (AXES: bench.cli's name)
+from bench.cli_results import (  # noqa: F401  (_write_report: bench.cli's name, used by tests)
+    _svcca_records,
+    _write_report,
+    cmd_report,
+    cmd_verify,
+)
 from bench.errors import UserError
 
 EPILOG = """examples:
@@ -21,40 +28,6 @@ EPILOG = """examples:
   bench list backbones                 list backbones and where they come from (also: datasets, suites)
   bench references falconi --json      the published numbers of a seed study, keyed by its suite's cells
 """
-
-
-AXES = ("backbone", "target", "source", "ft_fraction", "transfer", "train_mode", "seed")
-
-
-class CliError(UserError):
-    """A user-facing error: printed as one message, exit code 2."""
-
-
-def _results_root(arg: str | None) -> Path:
-    root = Path(arg or os.environ.get("BENCH_RESULTS", "results"))
-    flag = "--results" if arg else ("$BENCH_RESULTS" if os.environ.get("BENCH_RESULTS") else "results root")
-    _check_root(root, flag, "results/<suite>")
-    from bench.records import MANIFEST, read_record_any
-
-    man = read_record_any(root / MANIFEST) if root.is_dir() else None
-    if man is not None:
-        raise CliError(f"{flag} {root}: this is the results folder of suite {man.get('suite')!r} itself; pass the "
-                       f"folder that holds it ({root.parent}), results go to <root>/<suite>")
-    return root
-
-
-def _reports_root(arg: str | None) -> Path:
-    root = Path(arg or os.environ.get("BENCH_REPORTS", "reports"))
-    _check_root(root, "--reports" if arg else ("$BENCH_REPORTS" if os.environ.get("BENCH_REPORTS") else "reports root"),
-                "reports/<suite>")
-    return root
-
-
-def _check_root(root: Path, flag: str, layout: str) -> None:
-    """A results or reports root must be a folder (or not exist yet), and so must every folder above it."""
-    for p in (root, *root.parents):
-        if p.exists() and not p.is_dir():
-            raise CliError(f"{flag} {root}: {p} is a file, not a folder; pass a folder (it will hold {layout})")
 
 
 def cmd_validate(args) -> int:
@@ -154,16 +127,6 @@ def _run_svcca(suite, root: Path) -> int:
     return summary.failed
 
 
-def _svcca_records(folder: Path, suite=None) -> list[dict]:
-    if suite is None:  # `bench report`: whatever the folder holds (no torch import)
-        from bench.records import SVCCA_DIR, latest_svcca_records
-
-        return latest_svcca_records(folder / SVCCA_DIR)
-    from bench.runner.svcca import svcca_dir, svcca_records
-
-    return svcca_records(svcca_dir(folder.parent, folder.name), suite)
-
-
 def cmd_svcca(args) -> int:
     """``bench svcca SUITE``: only the suite's per-layer SVCCA analysis, then the report."""
     from bench.runner import suite_records
@@ -208,142 +171,6 @@ def cmd_status(args) -> int:
         raise CliError(str(exc)) from None
     print(format_status(st, limit=args.limit))
     return 0
-
-
-def _axis_value(record: dict, axis: str):
-    """A record's value on an axis; records from before the train_mode axis have the default mode."""
-    value = (record.get("cell") or {}).get(axis)
-    return "default" if axis == "train_mode" and value is None else value
-
-
-def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
-                  folder: Path | None = None, reference: str | None = None) -> Path:
-    from bench.report import write_report
-    from bench.records import MANIFEST, read_record_any
-
-    # One canonical order, so `bench run` and `bench report` render identical files: the suite's own cell
-    # order (backbones, sources ... as listed in the suite) from the folder's manifest, then any other record
-    # by its axes (the default train mode first).
-    man = read_record_any(folder / MANIFEST) if folder is not None else None
-    position = {cid: i for i, cid in enumerate((man or {}).get("cells") or {})}
-    records = sorted(records, key=lambda r: (position.get(r.get("cell_id"), len(position)), tuple(
-        "" if k == "train_mode" and _axis_value(r, k) == "default" else str(_axis_value(r, k)) for k in AXES)))
-    shown = {r.get("cell_id") for r in records}
-    stale = 0 if folder is None else sum(1 for p in folder.glob("*.json")
-                                         if not p.name.startswith("_") and p.stem not in shown)
-    if stale:
-        print(f"note: {stale} record(s) in {folder} belong to an earlier configuration of the suite (for instance "
-              "before BatchNorm re-estimation) and are left out of the report", file=sys.stderr)
-    # The study the suite reproduces (its `reference:`): given by `bench run`, else from the folder's manifest, so
-    # `bench report` shows the paper's numbers beside ours without loading the suite (or torch).
-    if reference is None:
-        reference = ((man or {}).get("config") or {}).get("reference")
-    return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records, stale=stale,
-                        reference=reference)
-
-
-def cmd_report(args) -> int:
-    from bench.records import load_records
-
-    folder = Path(args.results_dir)
-    if not folder.is_dir():
-        raise CliError(f"{folder}: no such results folder. Run 'bench run SUITE' first, or pass results/<suite>.")
-    records = load_records(folder)
-    if not records:
-        raise CliError(f"{folder}: no cell records (*.json) found; is this a results/<suite> folder?")
-    _note_damaged(folder, records)
-    if args.suite:
-        from bench.suite import suite_name_problem
-
-        if suite_name_problem(args.suite):
-            raise CliError(f"--suite: {suite_name_problem(args.suite)}")
-    reports = _reports_root(args.reports)
-    records = current_records(folder, records)
-    records, dropped = latest_per_cell(records)
-    if dropped:
-        print(f"note: {dropped} older record(s) with the same axes but another config were left out "
-              f"(the newest of each is reported)", file=sys.stderr)
-    suite = args.suite or records[0].get("suite") or folder.name
-    path = _write_report(records, suite, reports, _svcca_records(folder), folder=folder)
-    if args.curves:
-        from bench.report import accuracy_curves_figure
-
-        curves = accuracy_curves_figure(records, path.parent / "curves.png")
-        print(f"curves: {curves}" if curves else "curves: no record has a fine-tuning history", file=sys.stderr)
-    print(f"report: {path} (+ report.tex{', svcca.png' if (path.parent / 'svcca.png').exists() else ''})")
-    if args.print:
-        print(path.read_text())
-    return 0
-
-
-def _note_damaged(folder: Path, records: list[dict]) -> None:
-    """Say which *.json files of a results folder are not readable records (they are left out)."""
-    from bench.records import damaged_records
-
-    bad = damaged_records(folder, skip={f"{r.get('cell_id')}.json" for r in records})
-    if bad:
-        print(f"note: {len(bad)} file(s) in {folder} are not complete records and were left out: "
-              f"{', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''} ('bench run SUITE' recomputes "
-              "a cell whose record is damaged)", file=sys.stderr)
-
-
-def current_records(folder: Path, records: list[dict]) -> list[dict]:
-    """The records of the suite's current cells, by the folder's manifest (written by every ``bench run``); all of
-    them when there is no manifest or none of them is current (a folder copied without its manifest)."""
-    from bench.records import MANIFEST, read_record_any
-
-    cells = (read_record_any(folder / MANIFEST) or {}).get("cells") or {}
-    current = [r for r in records if r.get("cell_id") in cells]
-    return current if current else records
-
-
-def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
-    """One record per set of axes: a suite edited between runs leaves stale records behind."""
-    def key(r):
-        return tuple(_axis_value(r, k) for k in AXES)
-
-    best: dict = {}
-    for r in records:
-        k = key(r)
-        date = (r.get("provenance") or {}).get("date", "")
-        if k not in best or date > (best[k].get("provenance") or {}).get("date", ""):
-            best[k] = r
-    return list(best.values()), len(records) - len(best)
-
-
-def cmd_verify(args) -> int:
-    """Recompute every stored metric from the record's own predictions; report any disagreement."""
-    from bench.records import load_records
-    from bench.runner.cell import recompute_metrics
-
-    folder = Path(args.results_dir)
-    if not folder.is_dir():
-        raise CliError(f"{folder}: no such results folder. Run 'bench run SUITE' first, or pass results/<suite>.")
-    records = load_records(folder)
-    if not records:
-        raise CliError(f"{folder}: no cell records found; pass a results/<suite> folder")
-    _note_damaged(folder, records)
-    bad, checked = 0, 0
-    for r in records:
-        if r["status"] != "ok":
-            continue
-        checked += 1
-        fresh = recompute_metrics(r)
-        # only what the record stores: a metric added later (balanced_accuracy) is not a disagreement
-        diffs = {k: (r["metrics"].get(k), v) for k, v in fresh.items()
-                 if k in r["metrics"] and not _same(r["metrics"].get(k), v)}
-        if diffs:
-            bad += 1
-            print(f"{r['cell_id']}: stored vs recomputed {diffs}")
-    print(f"{checked} ok records checked against scikit-learn on their own predictions: "
-          f"{'all agree' if not bad else f'{bad} disagree'}")
-    return 1 if bad else 0
-
-
-def _same(a, b, tol: float = 1e-9) -> bool:
-    if a is None or b is None:
-        return a is b
-    return abs(a - b) <= tol or (a != a and b != b)  # NaN == NaN here
 
 
 def cmd_data_check(args) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.cli_common import AXES, CliError, _reports_root
 
+
 def _svcca_records(folder: Path, suite=None) -> list[dict]:
     if suite is None:  # `bench report`: whatever the folder holds (no torch import)
         from bench.records import SVCCA_DIR, latest_svcca_records
@@ -25,8 +26,8 @@ def _axis_value(record: dict, axis: str):
 
 def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
                   folder: Path | None = None, reference: str | None = None) -> Path:
-    from bench.report import write_report
     from bench.records import MANIFEST, read_record_any
+    from bench.report import write_report
 
     # One canonical order, so `bench run` and `bench report` render identical files: the suite's own cell
     # order (backbones, sources ... as listed in the suite) from the folder's manifest, then any other record

@@ -44,7 +44,15 @@ from bench.analysis.intervals import CELL_KEYS, cell_intervals, seed_intervals
 from bench.analysis.metrics import FALCONI_GAP
 from bench.analysis.paired import paired_tests
 from bench.registry import closest
-from bench.report_checks import DEGENERATE, PARTIAL, UNCALIBRATED, flagged_rows, marks_note, record_check, table_marks
+from bench.report_checks import (
+    DEGENERATE,
+    PARTIAL,
+    UNCALIBRATED,
+    flagged_rows,
+    marks_note,
+    record_check,
+    table_marks,
+)
 from bench.report_gain import gain_blocks
 from bench.report_table import (  # noqa: F401  (some are re-exported: bench.report's names of before)
     BOOTSTRAP_SEED,

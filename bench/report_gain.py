@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analysis.finetune_gain import finetune_gain_tests
-from bench.report_table import _fraction_label, _source_label, _source_order, _Table, _unique
+from bench.report_table import (
+    _fraction_label,
+    _source_label,
+    _source_order,
+    _Table,
+    _unique,
+)
 
 __all__ = ["gain_blocks"]
 

@@ -14,7 +14,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    roc_auc_score,
+)
 
 __all__ = ["FALCONI_GAP", "accuracy", "binary_metrics", "falconi_flag", "overfit_ratio"]
 

@@ -42,13 +42,20 @@ the resolution change. ``morphhr`` keeps the paper's assignment.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from bench.backbones._base import BackboneSpec, register_backbone
-from bench.backbones.timm_models import IMAGENET_MEAN, IMAGENET_STD, RESNET_STAGES, _timm, resnet_slim
+from bench.backbones.timm_models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RESNET_STAGES,
+    _timm,
+    resnet_slim,
+)
 
 MID = 64  # conv1_1's output channels (C_l)
 OFFSETS = (0, 3, 4)  # impulse positions in the 5x5 window; the 3x3 tile at each covers these rows of the 7x7
@@ -161,12 +168,13 @@ def morph_resnet18_state(state: dict, taps: str = "paper") -> dict:
     return out
 
 
-register_backbone(BackboneSpec(
+MORPHHR = BackboneSpec(
     name="morphhr", create=create_morphhr, stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512),
     reductions=tuple(2 * r for r in (2, 4, 8, 16, 32)), mean=IMAGENET_MEAN, std=IMAGENET_STD, min_size=32,
     input_size=448, head="fc", weights_from="resnet18", adapt_weights=morph_resnet18_state, create_slim=_slim,
     description="ResNet-18 with conv1 morphed to 5x5 -> 2x2 max-pool -> 3x3 (Wei et al., MorphHR): 2x input "
-                "resolution; imagenet = resnet18's weights morphed"))
+                "resolution; imagenet = resnet18's weights morphed")
+register_backbone(MORPHHR)
 
 
 def morph_resnet18_state_2x(state: dict) -> dict:
@@ -174,9 +182,7 @@ def morph_resnet18_state_2x(state: dict) -> dict:
     return morph_resnet18_state(state, taps="2x")
 
 
-register_backbone(BackboneSpec(
-    name="morphhr_2x", create=create_morphhr, stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512),
-    reductions=tuple(2 * r for r in (2, 4, 8, 16, 32)), mean=IMAGENET_MEAN, std=IMAGENET_STD, min_size=32,
-    input_size=448, head="fc", weights_from="resnet18", adapt_weights=morph_resnet18_state_2x, create_slim=_slim,
+register_backbone(dataclasses.replace(
+    MORPHHR, name="morphhr_2x", adapt_weights=morph_resnet18_state_2x,
     description="morphhr (same network) whose imagenet weights = resnet18's morphed with the 2x-aware tap "
                 "assignment instead of the paper's: preserves more of resnet18's function at 2x input"))

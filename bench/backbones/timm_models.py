@@ -15,7 +15,13 @@ from functools import lru_cache, partial
 import timm
 import torch
 
-from bench.backbones._base import STAGE_MAP_REVISION, STAGE_NAMES, BackboneSpec, load_checkpoint, register_backbone
+from bench.backbones._base import (
+    STAGE_MAP_REVISION,
+    STAGE_NAMES,
+    BackboneSpec,
+    load_checkpoint,
+    register_backbone,
+)
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 RESNET_STAGES = ("act1", "layer1", "layer2", "layer3", "layer4")

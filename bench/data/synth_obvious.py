@@ -26,10 +26,10 @@ from bench.data.synthetic import (
     _grid,
     _ids,
     _meta,
-    _SynthOptions,
     _sized,
     _smooth_noise,
     _streams,
+    _SynthOptions,
     _to_uint8,
 )
 

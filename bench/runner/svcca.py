@@ -43,8 +43,24 @@ import torch
 from torch import nn
 
 from bench.batchnorm import recalibrate
-from bench.records import SCHEMA, SVCCA_DIR, latest_svcca_records, read_record, record_path, write_json_atomic
-from bench.suite import SPECIAL_SOURCES, Axes, Cell, Suite, content_hash, expand, identity_hash, stage_map_revision
+from bench.records import (
+    SCHEMA,
+    SVCCA_DIR,
+    latest_svcca_records,
+    read_record,
+    record_path,
+    write_json_atomic,
+)
+from bench.suite import (
+    SPECIAL_SOURCES,
+    Axes,
+    Cell,
+    Suite,
+    content_hash,
+    expand,
+    identity_hash,
+    stage_map_revision,
+)
 
 __all__ = [
     "SvccaJob",

@@ -50,16 +50,23 @@ def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_rec
                         reference=reference)
 
 
-def cmd_report(args) -> int:
+def _folder_records(results_dir: str, empty: str) -> tuple[Path, list[dict]]:
+    """The results folder and its records (damaged files named on stderr); ``empty``: the error without records."""
     from bench.records import load_records
 
-    folder = Path(args.results_dir)
+    folder = Path(results_dir)
     if not folder.is_dir():
         raise CliError(f"{folder}: no such results folder. Run 'bench run SUITE' first, or pass results/<suite>.")
     records = load_records(folder)
     if not records:
-        raise CliError(f"{folder}: no cell records (*.json) found; is this a results/<suite> folder?")
+        raise CliError(f"{folder}: {empty}")
     _note_damaged(folder, records)
+    return folder, records
+
+
+def cmd_report(args) -> int:
+    folder, records = _folder_records(args.results_dir, "no cell records (*.json) found; is this a results/<suite> "
+                                                        "folder?")
     if args.suite:
         from bench.suite import suite_name_problem
 
@@ -121,16 +128,9 @@ def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
 
 def cmd_verify(args) -> int:
     """Recompute every stored metric from the record's own predictions; report any disagreement."""
-    from bench.records import load_records
     from bench.runner.cell import recompute_metrics
 
-    folder = Path(args.results_dir)
-    if not folder.is_dir():
-        raise CliError(f"{folder}: no such results folder. Run 'bench run SUITE' first, or pass results/<suite>.")
-    records = load_records(folder)
-    if not records:
-        raise CliError(f"{folder}: no cell records found; pass a results/<suite> folder")
-    _note_damaged(folder, records)
+    folder, records = _folder_records(args.results_dir, "no cell records found; pass a results/<suite> folder")
     bad, checked = 0, 0
     for r in records:
         if r["status"] != "ok":

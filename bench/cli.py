@@ -242,9 +242,11 @@ def cmd_ls(args) -> int:
             s = DATASETS.get(n)
             print(f"{n:24s} {s.modality:12s} {s.description}")
     else:
-        from bench.suite import list_suites
+        from bench.suite import list_suites, suite_description
 
-        print("\n".join(list_suites()))
+        names = list_suites()
+        width = max((len(n) for n in names), default=0)
+        print("\n".join(f"{n:{width}s}  {suite_description(n)}".rstrip() for n in names))
     return 0
 
 

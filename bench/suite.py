@@ -474,6 +474,15 @@ def list_suites() -> list[str]:
     return sorted(names)
 
 
+def suite_description(name: str) -> str:
+    """A suite file's ``description:`` (read without validating the suite: fast, and never an error)."""
+    try:
+        raw = yaml.safe_load(resolve_suite_path(name).read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001  (a broken suite still gets listed; `bench validate` says what is wrong)
+        return ""
+    return str(raw.get("description") or "") if isinstance(raw, dict) else ""
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
     """Read, validate and expand a suite. Raises :class:`SuiteError` with a precise message."""
     path = resolve_suite_path(name_or_path)

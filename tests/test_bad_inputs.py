@@ -63,8 +63,11 @@ def _suite_file(world, name: str, raw) -> str:
     return str(p)
 
 
-def _run(world, name, raw, *extra) -> list[str]:
-    return ["run", _suite_file(world, name, raw), "--results", str(world["root"]), "--reports",
+def _run(world, name, raw, *extra, own_root: bool = False) -> list[str]:
+    # own_root: a suite file of its own keeping the name 'base' gets its own results root (since issue 13 another
+    # suite file with the same name is refused a folder that belongs to a first one)
+    root = world["dir"] / f"results-{name}" if own_root else world["root"]
+    return ["run", _suite_file(world, name, raw), "--results", str(root), "--reports",
             str(world["dir"] / "reports"), "--no-progress", "--workers", "0", *extra]
 
 
@@ -123,7 +126,7 @@ CASES = [
     ("unreadable-image", lambda w: _run(w, "folder", _variant(axes={"target": ["folder"]},
                                                               data={"folder": {"root": str(w["imgs"])}})),
      "broken.png"),
-    ("fraction-leaves-a-class-empty", lambda w: _run(w, "tiny", _variant(axes={"ft_fraction": [0.01]})),
+    ("fraction-leaves-a-class-empty", lambda w: _run(w, "tiny", _variant(axes={"ft_fraction": [0.01]}), own_root=True),
      "has no image in the fine-tune part"),
     ("results-folder-of-another-suite", lambda w: _run(w, "other", {**BASE, "name": "other"}),
      "this results folder belongs to suite 'base'"),
@@ -133,7 +136,7 @@ CASES = [
      "no _suite.json (written by 'bench run')"),
     ("report-of-an-empty-folder", lambda w: ["report", str(w["dir"] / "notes")], "no cell records (*.json) found"),
     ("imagenet-weights-path-missing", lambda w: _run(w, "weights", _variant(
-        axes={"source": ["imagenet"], "ft_fraction": [0.5]}, weights={"toy_cnn": "/no/such/toy.pth"})),
+        axes={"source": ["imagenet"], "ft_fraction": [0.5]}, weights={"toy_cnn": "/no/such/toy.pth"}), own_root=True),
      "ImageNet checkpoint for backbone 'toy_cnn' not found at /no/such/toy.pth"),
 ]
 

@@ -44,6 +44,12 @@ def check_results_folder(suite: Suite, out: Path) -> None:
         raise SuiteError(f"{out}: this results folder belongs to suite {man.get('suite')!r} "
                          f"({man.get('path') or 'no file'}), not {suite.name!r}; use another --results root, or "
                          f"move the folder back to {out.parent / str(man.get('suite'))}")
+    # Another suite file with the same name (a copy that kept `name:`) would mix its cells into this folder. The
+    # same file edited is the same suite; a folder whose suite file no longer exists (moved) is taken over.
+    old = Path(man["path"]).resolve() if man and man.get("path") else None
+    if old is not None and suite.path is not None and old.exists() and old != Path(suite.path).resolve():
+        raise SuiteError(f"{out}: this results folder belongs to suite file {old}; {suite.path} has the same name "
+                         f"{suite.name!r}. Give it another 'name:' (rename it), or pass --results another root")
 
 
 def write_manifest(suite: Suite, out: Path, settings: ExecutorSettings) -> None:

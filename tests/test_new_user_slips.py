@@ -1,0 +1,46 @@
+"""Small things a new user tripped on (issue 13, item 7 and item 2): each a test."""
+from __future__ import annotations
+
+import re
+import shutil
+
+from bench.cli import main
+from bench.suite import list_suites, load_suite, suite_description
+
+
+def test_bench_list_suites_shows_every_shipped_suites_description(capsys):
+    assert main(["list", "suites"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(list_suites())
+    for name, line in zip(list_suites(), lines):
+        assert line.startswith(name) and suite_description(name) and line.endswith(suite_description(name)), line
+
+
+def test_the_smoke_description_states_the_image_size_it_runs():
+    suite = load_suite("smoke")
+    px = re.search(r"(\d+) px", suite.config.description)
+    assert px and int(px.group(1)) == suite.config.image_size
+
+
+def test_a_copy_of_a_suite_keeping_its_name_is_refused_before_it_writes_into_the_folder(tmp_path, capsys):
+    """A copy of smoke.yaml that kept `name: smoke` wrote into results/smoke; `bench report` then showed both."""
+    results = tmp_path / "results"
+    copy = tmp_path / "my-smoke.yaml"
+    body = ("name: shared-name\naxes: {backbone: [toy_cnn], source: [random], ft_fraction: [0], "
+            "target: [synth-inbreast]}\nimage_size: 32\ndata: {synth-inbreast: {n_images: 20}}\n")
+    first = tmp_path / "first.yaml"
+    first.write_text(body)
+    assert main(["run", str(first), "--results", str(results), "--reports", str(tmp_path / "rep"),
+                 "--workers", "0", "--no-progress"]) == 0
+    shutil.copy(first, copy)
+    copy.write_text(body.replace("n_images: 20", "n_images: 24"))
+    capsys.readouterr()
+    assert main(["run", str(copy), "--results", str(results), "--reports", str(tmp_path / "rep"),
+                 "--workers", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "belongs to suite file" in err and str(first) in err and "rename" in err
+    assert len(list((results / "shared-name").glob("*.json"))) == 2  # the manifest and the first suite's one cell
+    # the same file edited (another seed) is the same suite: it runs
+    first.write_text(body.replace("target: [synth-inbreast]}", "target: [synth-inbreast], seeds: 2}"))
+    assert main(["run", str(first), "--results", str(results), "--reports", str(tmp_path / "rep"),
+                 "--workers", "0", "--no-progress"]) == 0

@@ -378,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:  # dataset options given on the command line
-        print("error: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+        from bench.suite import error_message
+
+        print("error: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {error_message(e)} (got {e.get('input')!r})"
                                     for e in exc.errors()), file=sys.stderr)
         return 2
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:  # e.g. a read-only --results folder

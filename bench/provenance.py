@@ -43,13 +43,25 @@ def git_commit() -> dict:
             "diff_sha256": hashlib.sha256(diff.stdout).hexdigest()[:16] if dirty else None}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; else ``platform.processor()``): CPU results reproduce bit for
+    bit only on the same CPU type, thread count and library versions."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 @functools.lru_cache(maxsize=1)
 def _static() -> dict:
     import torch
 
     cuda = torch.cuda.is_available()
     return {"packages": {p: _version(p) for p in PACKAGES}, **git_commit(), "python": platform.python_version(),
-            "platform": platform.platform(), "hostname": platform.node(),
+            "platform": platform.platform(), "hostname": platform.node(), "cpu": cpu_model(),
             "torch": torch.__version__, "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
             "device": "cuda:" + torch.cuda.get_device_name(0) if cuda else "cpu",

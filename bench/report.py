@@ -48,6 +48,7 @@ from bench.report_checks import (
     DEGENERATE,
     PARTIAL,
     UNCALIBRATED,
+    environment_line,
     flagged_rows,
     marks_note,
     record_check,
@@ -731,7 +732,9 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
         return [*blocks, ("p", "_No records._")]
     if not df.empty:
         preds = predictions_frame(records)
-        blocks += [*_how_to_read(df), ("p", _counts_line(df)), *_reference_line(suite, reference)]
+        env = environment_line(records)
+        blocks += [*_how_to_read(df), ("p", _counts_line(df)), *([("p", env)] if env else []),
+                   *_reference_line(suite, reference)]
         if stale:
             blocks.append(("p", f"**Stale records:** {stale} record(s) in the results folder were computed under an "
                                 "earlier configuration of this suite (for instance before BatchNorm re-estimation) "

@@ -105,3 +105,27 @@ def _reading(flags: list[str], ft_fraction: float, source: str) -> str:
         return ("scored as it trained (eval ≈ running train acc); on new images every score falls on one side of "
                 "the threshold: too little separation, or memorised training images")
     return "ranks new images the wrong way round, beyond chance"
+
+
+def environment_line(records: list[dict]) -> str | None:
+    """Which environment produced the records (from their provenance), and what reproduces exactly; None when no
+    record says. CPU results are bit-identical only on the same CPU type, thread count and library versions."""
+    envs: dict[tuple, int] = {}
+    for r in records:
+        p = r.get("provenance") or {}
+        if r.get("status") != "ok" or not p.get("torch"):
+            continue
+        key = (p.get("torch"), p.get("python"), p.get("device"), p.get("cpu"), p.get("torch_threads"))
+        envs[key] = envs.get(key, 0) + 1
+    if not envs:
+        return None
+
+    def text(key: tuple) -> str:
+        torch, python, device, cpu, threads = key
+        where = f"{device}" + (f" ({cpu})" if cpu and device == "cpu" else "")
+        return f"torch {torch}, Python {python}, {where}, {threads} torch thread(s)"
+
+    listed = "; ".join(text(k) + (f" ({n} records)" if len(envs) > 1 else "") for k, n in envs.items())
+    return (f"**Environment** (from the records): {listed}. On a CPU the numbers reproduce bit for bit with the same "
+            "CPU type, thread count and library versions; on another CPU or thread count the last digits can differ, "
+            f"and a mark (†, {DEGENERATE}) near its threshold can flip.")

@@ -552,7 +552,13 @@ def _errors(exc: ValidationError, where: str, prefix: str = "") -> str:
             if any(not (len(o["loc"]) == tag + 1 and o["type"].endswith("_type")) for o in siblings):
                 continue  # the value is not of this member's type, and another member has a real complaint
         keep.append(e)
-    return "\n".join(f"{where}: {prefix}{_loc(e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in keep)
+    return "\n".join(f"{where}: {prefix}{_loc(e['loc'])}: {error_message(e)} (got {e.get('input')!r})" for e in keep)
+
+
+def error_message(error: dict) -> str:
+    """A pydantic error's message without the "Value error, " that pydantic puts before our own messages."""
+    msg = str(error.get("msg", ""))
+    return msg[len("Value error, "):] if error.get("type") == "value_error" and msg.startswith("Value error, ") else msg
 
 
 def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None) -> Suite:

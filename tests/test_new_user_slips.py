@@ -44,3 +44,12 @@ def test_a_copy_of_a_suite_keeping_its_name_is_refused_before_it_writes_into_the
     first.write_text(body.replace("target: [synth-inbreast]}", "target: [synth-inbreast], seeds: 2}"))
     assert main(["run", str(first), "--results", str(results), "--reports", str(tmp_path / "rep"),
                  "--workers", "0", "--no-progress"]) == 0
+
+
+def test_suite_errors_carry_no_pydantic_value_error_prefix(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\naxes: {backbone: [toy_cnn], source: [random], ft_fraction: [0, 0.0], "
+                   "target: [synth-inbreast]}\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "axes.ft_fraction: 0.0 is listed twice" in err and "Value error" not in err

@@ -96,3 +96,17 @@ def test_report_marks_cells_whose_pretrained_weights_loaded_partially():
     row = next(ln for ln in text.splitlines() if ln.startswith("|") and "ImageNet" in ln)
     assert "◐" in row and "◐ = pretrained weights filled fewer than 90 % of the tensors before the head" in text
     assert "$^{\\ominus}$" in render_report_latex([partial], suite="t")
+
+
+def test_report_says_which_environment_produced_the_records():
+    """A reference report was not byte-identical on another machine; the report now names the environment."""
+    recs = [_fine_tuned("random", _scores(0, 2.0, 1)), _fine_tuned("synth-ddsm", _scores(0, 2.0, 2))]
+    env = {"torch": "2.14.1", "python": "3.11.7", "device": "cpu", "cpu": "Some CPU", "torch_threads": 2}
+    for r in recs:
+        r["provenance"] = dict(env)
+    text = render_report(recs, suite="t")
+    assert "**Environment** (from the records): torch 2.14.1, Python 3.11.7, cpu (Some CPU), 2 torch thread(s)." in text
+    assert "same CPU type, thread count and library versions" in text
+    recs[1]["provenance"]["torch_threads"] = 1
+    assert "(1 records)" in render_report(recs, suite="t")
+    assert "**Environment**" not in render_report([_fine_tuned("random", _scores(0, 2.0, 1))], suite="t")

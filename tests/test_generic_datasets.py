@@ -153,7 +153,9 @@ def test_folder_patients_and_no_layout(tmp_path):
     with pytest.raises(DatasetFormatError, match=r"expected one sub-folder per class under .*found: a\.png, b\.png"):
         FOLDER.scan(FOLDER.options(), tmp_path / "flat")
     (tmp_path / "flat" / "benign").mkdir()
-    assert FOLDER.scan(FOLDER.options(), tmp_path / "flat").warnings[0].startswith("configured class folder(s) not")
+    # only benign/: the missing positive folder is named (the default negative alternative normal/ is not, issue 13)
+    warnings = FOLDER.scan(FOLDER.options(), tmp_path / "flat").warnings
+    assert warnings[0].startswith("configured class folder(s) not found") and warnings[0].endswith(": malignant")
 
 
 def test_folder_load_dataset(tmp_path):

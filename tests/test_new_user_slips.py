@@ -53,3 +53,33 @@ def test_suite_errors_carry_no_pydantic_value_error_prefix(tmp_path, capsys):
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "axes.ft_fraction: 0.0 is listed twice" in err and "Value error" not in err
+
+
+def _two_folders(root):
+    import numpy as np
+    from PIL import Image
+
+    for c in ("benign", "malignant"):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32), dtype=np.uint8)).save(
+                root / c / f"{c}{i}.png")
+
+
+def test_the_readmes_two_folder_layout_gets_no_warning_about_a_normal_folder(tmp_path, capsys):
+    import json
+
+    from bench.data import DATASETS
+
+    _two_folders(tmp_path)
+    assert main(["data", "check", "folder", "--root", str(tmp_path), "--json"]) == 0
+    assert not any("not found" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+    spec = DATASETS.get("folder")  # a folder the user names and that is missing is still warned about
+    scan = spec.scan(spec.options(positive=["malignant", "cancer"]), tmp_path)
+    assert any("not found" in w and "cancer" in w for w in scan.warnings)
+
+
+def test_data_check_with_a_missing_root_names_its_own_flag(tmp_path, capsys):
+    assert main(["data", "check", "folder", "--root", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "fix --root" in err and "data.folder.root" not in err

@@ -103,8 +103,11 @@ def load_dataset(name: str, options: dict | DatasetOptions | None = None, *, ima
     return spec.load(options, image_size=image_size, root=Path(root) if root else None)
 
 
-def data_root(name: str, root: str | Path | None) -> Path:
-    """Where dataset ``name`` lives: an explicit root, else ``$BENCH_DATA_ROOT/<name>``."""
+def data_root(name: str, root: str | Path | None, *, fix: str | None = None) -> Path:
+    """Where dataset ``name`` lives: an explicit root, else ``$BENCH_DATA_ROOT/<name>``.
+
+    ``fix``: what to correct when the folder is wrong (``bench data check`` says ``--root``); by default the
+    suite's ``data.<name>.root``, ``--data-root`` or ``BENCH_DATA_ROOT``."""
     import os
 
     from bench.data.items import DatasetFormatError
@@ -117,8 +120,9 @@ def data_root(name: str, root: str | Path | None) -> Path:
     root = Path(root)
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise DatasetFormatError(f"dataset {name!r}: folder {root} {what}; fix data.{name}.root, "
-                                 f"--data-root or BENCH_DATA_ROOT (it must be the dataset's folder)")
+        fix = fix or f"data.{name}.root, --data-root or BENCH_DATA_ROOT"
+        raise DatasetFormatError(f"dataset {name!r}: folder {root} {what}; fix {fix} (it must be the dataset's "
+                                 "folder)")
     return root
 
 

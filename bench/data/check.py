@@ -24,7 +24,7 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
     if spec.scan is None:
         raise DatasetFormatError(f"dataset {name!r} is built in (synthetic); there is nothing on disk to check")
     opts = spec.options(**(options or {}))
-    scan = spec.scan(opts, data_root(name, root))
+    scan = spec.scan(opts, data_root(name, root, fix="--root" if root is not None else None))
     good, unreadable, thumbs = [], [], []
     for it in tqdm(scan.items, desc=f"reading {name}", unit="img", file=sys.stderr, disable=not progress):
         try:

@@ -421,7 +421,11 @@ def scan_folder(options: FolderOptions, root: Path) -> Scan:
             f"({', '.join(options.positive)}) nor negative ({', '.join(options.negative)}); add each to "
             "data.folder.positive, data.folder.negative or data.folder.ignore")
     scan = Scan(dataset="folder", root=root, has_patients=options.patient_pattern is not None)
-    absent = [n for n in (*options.positive, *options.negative) if n.casefold() not in dirs]
+    # Folders the user named, and a class none of whose folders exists; not a default alternative that is absent
+    # while another folder of its class is there (benign/ without normal/ is the usual two-folder layout).
+    absent = [n for field in ("positive", "negative") for names in [getattr(options, field)]
+              if field in options.model_fields_set or not any(x.casefold() in dirs for x in names)
+              for n in names if n.casefold() not in dirs]
     if not any(k in dirs for k in role):
         raise DatasetFormatError(f"folder: expected {layout}; found: {describe_dir(root)}")
     if absent:

@@ -18,6 +18,8 @@ Cell text (one table cell = every seed of one backbone x source x ft_fraction x 
 - ``0.812 ± 0.031``: mean over the seeds that finished with a value, ± the half-width of its 95 % interval (the
   rule, from :mod:`bench.analysis.intervals`, is printed under each table: t over seeds with two or more seeds, the
   patient bootstrap of the AUC with one; no "±" when there is no interval);
+- ``0.507 (0.000–1.000)``: the same, when mean ± half-width would leave what the metric can take ([0, 1]; β ≥ 0):
+  the interval's bounds, cut at that range, in brackets instead of the "±";
 - ``0.812 ± 0.031 †``: the cell differs significantly from the reference row of the same column (random
   initialisation; in the full-vs-hybrid table, the full transfer), by :mod:`bench.analysis.paired`;
 - ``1.31 ‡`` in the beta table: Falconi's flag, training accuracy more than 10 points above evaluation accuracy;
@@ -25,6 +27,10 @@ Cell text (one table cell = every seed of one backbone x source x ft_fraction x 
 - ``NA``: every seed is status ``na`` (not applicable; the reason is stated in the report);
 - ``failed``: every seed failed; ``n/a``: every seed finished but the metric is undefined for it
   (e.g. beta without fine-tuning, AUC on a one-class evaluation set); ``—``: no record at all.
+
+Under a table, when they apply: a *few seeds* note for cells whose t interval rests on two seeds, with each of
+their seeds' patient-bootstrap AUC interval (:func:`bench.analysis.intervals.seed_bootstraps`), and one sentence
+when ± and † disagree in that table (overlapping intervals with †, or separate ones without).
 
 Row order: backbones and targets in order of first appearance in the records (pass records in suite-expansion order
 to get the suite's order); sources ``random`` first, ``imagenet`` second, then the others in order of first
@@ -39,8 +45,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
-from bench.analysis.intervals import CELL_KEYS, cell_intervals, seed_intervals
+from bench.analysis.intervals import (
+    CELL_KEYS,
+    FEW_SEEDS,
+    cell_intervals,
+    metric_range,
+    seed_bootstraps,
+    seed_intervals,
+)
 from bench.analysis.metrics import FALCONI_GAP
 from bench.analysis.paired import paired_tests
 from bench.registry import closest
@@ -66,6 +80,7 @@ from bench.report_table import (  # noqa: F401  (some are re-exported: bench.rep
     _bare_backbones,
     _format_value,
     _fraction_label,
+    _leaves_range,
     _source_label,
     _source_order,
     _Table,
@@ -240,17 +255,19 @@ def svcca_frame(records: Iterable[dict]) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- cell text
 
-def _t_half_width(values: np.ndarray) -> float | None:
+def _t_interval(values: np.ndarray, metric: str) -> dict | None:
+    """The t interval over seeds of ``values``, cut at the metric's range; None with fewer than two values."""
     if len(values) < 2:
         return None
-    return float(seed_intervals(pd.DataFrame({"k": 0, "v": values}), "v", keys=["k"],
-                                confidence=CONFIDENCE).loc[0, "half_width"])
+    return seed_intervals(pd.DataFrame({"k": 0, "v": values}), "v", keys=["k"], confidence=CONFIDENCE,
+                          value_range=metric_range(metric)).iloc[0].to_dict()
 
 
-def _cell_text(rows: pd.DataFrame, metric: str, *, half_width: float | None = None, mark: str = "") -> str:
+def _cell_text(rows: pd.DataFrame, metric: str, *, interval: dict | None = None, mark: str = "") -> str:
     """The text of one table cell from all of its records (one per seed); see the module docstring.
 
-    ``half_width`` is the cell's interval half-width; without it the t half-width over seeds is used.
+    ``interval`` is the cell's row of :func:`cell_intervals` (``half_width``, ``low``, ``high``); without it the t
+    interval over seeds is used.
     """
     if rows.empty:
         return NO_RECORD
@@ -262,8 +279,11 @@ def _cell_text(rows: pd.DataFrame, metric: str, *, half_width: float | None = No
     if len(ok) > len(values):
         notes.append(f"{len(ok) - len(values)} n/a")
     if len(values):
-        hw = half_width if half_width is not None else _t_half_width(values)
-        return (_format_value(values.mean(), hw) + (f" {mark}" if mark else "")
+        iv = interval if interval is not None else _t_interval(values, metric)
+        number = (_format_value(values.mean()) if iv is None else
+                  _format_value(values.mean(), iv["half_width"], low=iv["low"], high=iv["high"],
+                                value_range=metric_range(metric)))
+        return (number + (f" {mark}" if mark else "")
                 + (f" ({', '.join(notes)})" if notes else ""))
     if len(counts) == 1 and len(ok) == 0:  # every seed has the same non-ok status
         return "NA" if counts.index[0] == "na" else str(counts.index[0])
@@ -302,10 +322,11 @@ def _check_metric(df: pd.DataFrame, metric: str) -> None:
 
 # --------------------------------------------------------------------------- table model
 
-def _interval_lookup(intervals: pd.DataFrame | None) -> dict[tuple, float]:
+def _interval_lookup(intervals: pd.DataFrame | None) -> dict[tuple, dict]:
+    """(cell keys) -> the cell's interval row (``half_width``, ``low``, ``high``, ...)."""
     if intervals is None or intervals.empty:
         return {}
-    return {tuple(r[k] for k in CELL_KEYS): r["half_width"] for _, r in intervals.iterrows()}
+    return {tuple(r[k] for k in CELL_KEYS): r.to_dict() for _, r in intervals.iterrows()}
 
 
 def _marks(tests: pd.DataFrame | None, axis: str) -> dict[tuple, str]:
@@ -325,7 +346,7 @@ def _transfer_table(df: pd.DataFrame, target: str, metric: str, transfer: str, *
     fractions = [f for f in _fractions(sub) if not _undefined_column(sub[sub["ft_fraction"] == f], metric)]
     if not fractions:
         return f"_{METRIC_NAMES.get(metric, metric)} is undefined for every finished run of {target!r}._"
-    half_widths, marks, flags = _interval_lookup(intervals), _marks(tests, "source"), flags or set()
+    lookup, marks, flags = _interval_lookup(intervals), _marks(tests, "source"), flags or set()
     sources = _source_order(df["source"])
     rows = []
     for backbone in _unique(sub["backbone"]):
@@ -336,7 +357,7 @@ def _transfer_table(df: pd.DataFrame, target: str, metric: str, transfer: str, *
             for f in fractions:
                 key = (backbone, source, f, target, transfer)
                 mark = marks.get(key, "") + (OVERFIT if key in flags else "") + (checks or {}).get(key, "")
-                texts.append(_cell_text(cells[cells["ft_fraction"] == f], metric, half_width=half_widths.get(key),
+                texts.append(_cell_text(cells[cells["ft_fraction"] == f], metric, interval=lookup.get(key),
                                         mark=mark))
             rows.append([backbone if i == 0 else "", _source_label(source), *texts])
     return _Table(["Backbone", "Pre-training", *map(_fraction_label, fractions)], rows)
@@ -379,7 +400,7 @@ def _hybrid_table(df: pd.DataFrame, metric: str, *, intervals: pd.DataFrame | No
     if not {"full", "hybrid"} <= modes:
         raise ValueError(f"table_all_vs_hybrid needs records of both transfer modes 'full' and 'hybrid'; "
                          f"got {sorted(modes)}. Add 'hybrid' to the suite's axes.transfer.")
-    half_widths, marks = _interval_lookup(intervals), _marks(tests, "transfer")
+    lookup, marks = _interval_lookup(intervals), _marks(tests, "transfer")
     full, hybrid = df[df["transfer"] == "full"], df[df["transfer"] == "hybrid"]
     fractions = _fractions(df[df["transfer"].isin(["full", "hybrid"])], positive_only=True)
     backbones = _unique(hybrid["backbone"])
@@ -397,9 +418,9 @@ def _hybrid_table(df: pd.DataFrame, metric: str, *, intervals: pd.DataFrame | No
                 for f in fractions:
                     kf, kh = (backbone, source, f, target, "full"), (backbone, source, f, target, "hybrid")
                     checks = checks or {}
-                    full_text = _cell_text(ful[ful["ft_fraction"] == f], metric, half_width=half_widths.get(kf),
+                    full_text = _cell_text(ful[ful["ft_fraction"] == f], metric, interval=lookup.get(kf),
                                            mark=checks.get(kf, ""))
-                    hybrid_text = _cell_text(hyb[hyb["ft_fraction"] == f], metric, half_width=half_widths.get(kh),
+                    hybrid_text = _cell_text(hyb[hyb["ft_fraction"] == f], metric, interval=lookup.get(kh),
                                              mark=marks.get(kh, "") + checks.get(kh, ""))
                     cells.append(f"{full_text} vs {hybrid_text}")
                 rows.append([target if first_of_target else "", *([backbone if j == 0 else ""] if by_backbone else []),
@@ -458,7 +479,7 @@ def _modes_table(df: pd.DataFrame, target: str, metric: str, *, intervals: pd.Da
     sub, modes = _fine_tuned_modes(df, target)
     if len(modes) < 2:
         return f"_One train mode for target {target!r}: nothing to compare._"
-    half_widths = _interval_lookup(intervals)
+    lookup = _interval_lookup(intervals)
     marks = {}
     if tests is not None and not tests.empty:
         marks = {(*(getattr(r, k) for k in MODE_KEYS), r.train_mode): SIGNIFICANT
@@ -472,7 +493,7 @@ def _modes_table(df: pd.DataFrame, target: str, metric: str, *, intervals: pd.Da
             for j, mode in enumerate(m for m in modes if m in set(here["train_mode"])):
                 cells = here[here["train_mode"] == mode]
                 texts = [_cell_text(cells[cells["ft_fraction"] == f], metric,
-                                    half_width=half_widths.get((f"{backbone} [{mode}]", source, f, target, "full")),
+                                    interval=lookup.get((f"{backbone} [{mode}]", source, f, target, "full")),
                                     mark=marks.get((backbone, source, f, target, "full", mode), ""))
                          for f in fractions]
                 rows.append([backbone if i == 0 and j == 0 else "", _source_label(source) if j == 0 else "",
@@ -512,7 +533,8 @@ def _svcca_table(frame: pd.DataFrame, measure: str = "svcca") -> _Table | str:
                 for layer in layers:
                     r = lookup.get((backbone, source, target, ref, layer))
                     texts.append(NO_RECORD if r is None or not math.isfinite(r["mean"]) else
-                                 _format_value(r["mean"], r["half_width"]))
+                                 _format_value(r["mean"], r["half_width"], low=r["low"], high=r["high"],
+                                               value_range=metric_range(measure)))
                 if all(t == NO_RECORD for t in texts):
                     continue
                 rows.append([*([f"{backbone} / {source}"] if many else []), target if first else "",
@@ -536,7 +558,8 @@ def table_svcca(frame: pd.DataFrame, *, measure: str = "svcca") -> str:
 
 
 def svcca_figure(frame: pd.DataFrame, path: str | Path, *, measure: str = "svcca") -> Path:
-    """The paper's Figure 1: per-layer similarity, one line per target, error bars = 95 % t interval over seeds.
+    """The paper's Figure 1: per-layer similarity, one line per target, error bars = 95 % t interval over seeds
+    (cut at [0, 1]).
 
     Solid lines are network B (fine-tuned on the 20 %), dashed lines the BN-only reference B'. With several
     (backbone, source) pairs there is one panel per pair. Written with seaborn (Agg backend) to ``path``.
@@ -550,7 +573,7 @@ def svcca_figure(frame: pd.DataFrame, path: str | Path, *, measure: str = "svcca
     from bench.analysis.stats import seed_summary
 
     def t_interval(values) -> tuple[float, float]:
-        s = seed_summary(np.asarray(values, dtype=float), confidence=CONFIDENCE)
+        s = seed_summary(np.asarray(values, dtype=float), confidence=CONFIDENCE, value_range=metric_range(measure))
         return (s["low"], s["high"]) if s["n"] >= 2 else (s["mean"], s["mean"])
 
     data = frame[np.isfinite(frame[measure].to_numpy(dtype=float))].copy()
@@ -589,7 +612,9 @@ def _one_line(text: str | None, limit: int = 240) -> str:
 def _how_to_read(df: pd.DataFrame) -> list:
     blocks: list = [("p", ("**How to read.** AUC is computed from per-image logit margins (logit₁ − logit₀) on each "
                           "cell's evaluation images. A cell shows the mean over seeds ± the half-width of its 95 % "
-                          "interval (the rule is stated under each table); \"(k failed)\" counts seeds left out of "
+                          "interval (the rule is stated under each table), or the mean and the interval's bounds, as "
+                          "0.507 (0.000–1.000), where the ± would reach past what the metric can take ([0, 1]; β ≥ 0); "
+                          "\"(k failed)\" counts seeds left out of "
                           "the mean. NA = not applicable (reasons below); failed = every seed failed (see *Failed "
                           "cells*); n/a = the runs finished but the metric is undefined for them; — = no record. "
                           f"{DEGENERATE} = a seed of the cell is degenerate (one class at the threshold, AUC interval "
@@ -679,7 +704,118 @@ def _interval_rule(intervals: pd.DataFrame, metric: str) -> str:
                      f"evaluation patients (not images; seed {BOOTSTRAP_SEED}), shown as (high − low) / 2")
     if "single" in methods:
         parts.append(f"no interval for a single seed{' without stored predictions' if metric == 'auc' else ''}")
-    return "Interval: ± = half-width of the 95 % interval; " + ("; ".join(parts) if parts else "none") + "."
+    text = "Interval: ± = half-width of the 95 % interval; " + ("; ".join(parts) if parts else "none") + "."
+    value_range = metric_range(metric)
+    if any(_leaves_range(r.mean, r.half_width, value_range) for r in intervals.itertuples()):
+        text += (f" Where mean ± half-width would reach past {_range_text(metric)}, the cell shows the interval's "
+                 "bounds instead, cut at that range: mean (low–high).")
+    return text
+
+
+def _range_text(metric: str) -> str:
+    """What ``metric`` can take, in words: "what AUC can take ([0, 1])"."""
+    low, high = metric_range(metric)
+    name = "β" if metric == "beta" else METRIC_NAMES.get(metric, metric)
+    return f"what {name} can take (" + (f"[{low:g}, {high:g}]" if math.isfinite(high) else f"≥ {low:g}") + ")"
+
+
+def _cell_label(key: tuple, with_transfer: bool = False) -> str:
+    """A table cell in words: backbone, source, column (and transfer mode), from its :data:`CELL_KEYS` values."""
+    cell = dict(zip(CELL_KEYS, key))
+    return (f"{cell['backbone']}, {_source_label(cell['source'])}, {_fraction_label(cell['ft_fraction'])}"
+            + (f", {cell['transfer']}" if with_transfer else ""))
+
+
+def _few_seeds_notes(intervals: pd.DataFrame, bootstraps: pd.DataFrame | None = None, *,
+                     with_transfer: bool = False) -> list[str]:
+    """Under a table whose t intervals rest on fewer than :data:`FEW_SEEDS` seeds: say so, and with ``bootstraps``
+    (:func:`seed_bootstraps`, AUC only) list each of those cells' seeds with its own patient-bootstrap interval."""
+    if intervals.empty:
+        return []
+    few = intervals[(intervals["method"] == "t") & (intervals["n"] < FEW_SEEDS)]
+    if few.empty:
+        return []
+    parts = []
+    for n, count in few["n"].value_counts(sort=False).sort_index().items():
+        t = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+        parts.append(f"{count} cell{'s' if count != 1 else ''} of this table {'have' if count != 1 else 'has'} only "
+                     f"{n} seeds, and a t interval from {n} runs is t({0.5 + CONFIDENCE / 2:g}, {n - 1}) · s / √{n} = "
+                     f"{t:.1f} · s / √{n} on each side of the mean: it says little")
+    lines = ["Few seeds: " + "; ".join(parts) + "."]
+    if bootstraps is None or bootstraps.empty:
+        return lines
+    shown = {tuple(r[k] for k in CELL_KEYS) for _, r in few.iterrows()}
+    per_cell: dict[tuple, list[str]] = {}
+    for _, r in bootstraps.iterrows():
+        key = tuple(r[k] for k in CELL_KEYS)
+        if key in shown:
+            per_cell.setdefault(key, []).append(f"seed {r['seed']}: {r['auc']:.3f} ({r['low']:.3f}–{r['high']:.3f})")
+    if not per_cell:
+        return lines
+    lines[0] += (f" Beside the t interval, each training seed's own AUC with its {CONFIDENCE * 100:g} % interval from "
+                 f"{N_RESAMPLES:,} bootstrap resamples of its evaluation patients (resampling seed {BOOTSTRAP_SEED}), "
+                 "which measures the evaluation sample only, not how much a result moves between runs:")
+    lines += [f"{_cell_label(key, with_transfer)}: {'; '.join(texts)}." for key, texts in per_cell.items()]
+    return lines
+
+
+def _test_pairs(tests: pd.DataFrame, axis: str, reference, backbone_of=None) -> list[tuple[tuple, tuple, bool]]:
+    """(cell keys, reference cell keys, significant) of every tested comparison of a :func:`paired_tests` result.
+
+    ``axis`` is a :data:`CELL_KEYS` axis, or ``"train_mode"`` with ``backbone_of(backbone, mode)`` giving the
+    backbone name the intervals use.
+    """
+    if tests is None or tests.empty:
+        return []
+    pairs = []
+    for _, r in tests[tests["n_seeds"] > 0].iterrows():
+        cell = {k: r[k] for k in CELL_KEYS if k != axis}
+        if axis in CELL_KEYS:
+            key = tuple({**cell, axis: r[axis]}[k] for k in CELL_KEYS)
+            ref = tuple({**cell, axis: reference}[k] for k in CELL_KEYS)
+        else:
+            key = tuple({**cell, "backbone": backbone_of(r["backbone"], r[axis])}[k] for k in CELL_KEYS)
+            ref = tuple({**cell, "backbone": backbone_of(r["backbone"], reference)}[k] for k in CELL_KEYS)
+        pairs.append((key, ref, bool(r["significant"])))
+    return pairs
+
+
+def _disagreement_notes(pairs: list[tuple[tuple, tuple, bool]], intervals: pd.DataFrame, reference_label: str,
+                        n_comparisons: int) -> list[str]:
+    """One sentence for each way ± and † disagree in a table, only when they do: † with overlapping intervals, or
+    no † with intervals apart. The wording follows the intervals involved (t over seeds, patient bootstrap)."""
+    lookup = _interval_lookup(intervals)
+    overlap_sig, apart_not_sig = [], []
+    for key, ref, significant in pairs:
+        a, b = lookup.get(key), lookup.get(ref)
+        if a is None or b is None or not all(map(math.isfinite, (a["low"], a["high"], b["low"], b["high"]))):
+            continue
+        overlap = a["low"] <= b["high"] and b["low"] <= a["high"]
+        if significant == overlap:
+            (overlap_sig if significant else apart_not_sig).append({a["method"], b["method"]})
+    lines = []
+    if overlap_sig:
+        methods = set().union(*overlap_sig)
+        spread = ("the spread of each cell on its own across seeds" if methods == {"t"} else
+                  "each cell's own patient-bootstrap interval" if methods == {"bootstrap"} else
+                  "each cell's own interval (its spread across seeds, or with one seed its patient bootstrap)")
+        k = len(overlap_sig)
+        lines.append(f"± and {SIGNIFICANT} disagree for {k} cell{'s' if k != 1 else ''} here (marked {SIGNIFICANT} "
+                     f"although its interval overlaps that of the {reference_label}): ± is {spread}, while "
+                     f"{SIGNIFICANT} is a paired test of the difference on the same evaluation images, which cancels "
+                     "what both cells share (the same patients, and the same split in each seed), so a difference that "
+                     "holds image by image and seed by seed can be significant while the two intervals overlap.")
+    if apart_not_sig:
+        seeds = "t" in set().union(*apart_not_sig)
+        k = len(apart_not_sig)
+        lines.append(f"± and {SIGNIFICANT} disagree for {k} cell{'s' if k != 1 else ''} here (no {SIGNIFICANT} "
+                     f"although its interval does not overlap that of the {reference_label}): {SIGNIFICANT} is a "
+                     f"paired test with Holm's correction over the {n_comparisons} comparison"
+                     f"{'s' if n_comparisons != 1 else ''} of this table"
+                     + (", and it counts the sampling noise of the evaluation images, which a spread over seeds "
+                        "scored on the same images does not show" if seeds else "")
+                     + ", while two separate 95 % intervals are neither corrected nor a test of the difference.")
+    return lines
 
 
 def _significance_note(tests: pd.DataFrame, reference_label: str, axis_word: str) -> list[str]:
@@ -724,6 +860,14 @@ def _records_tta(records: list[dict]) -> str | None:
                 None)
 
 
+def _hybrid_cells(intervals: pd.DataFrame, both: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``intervals`` that the full-vs-hybrid table of one target (records ``both``) shows."""
+    hybrid = both[both["transfer"] == "hybrid"]
+    rows = set(zip(hybrid["target"], hybrid["backbone"], hybrid["source"]))
+    iv = intervals[intervals["transfer"].isin(["full", "hybrid"]) & (intervals["ft_fraction"] > 0)]
+    return iv[[key in rows for key in zip(iv["target"], iv["backbone"], iv["source"])]]
+
+
 def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | None, figure: str | None,
                    stale: int = 0, reference: str | None = None) -> list:
     df = records_frame(records)
@@ -742,6 +886,8 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
         auc_iv = cell_intervals(df, preds, metric="auc", confidence=CONFIDENCE, n_resamples=N_RESAMPLES,
                                 seed=BOOTSTRAP_SEED)
         beta_iv = cell_intervals(df, None, metric="beta", confidence=CONFIDENCE)
+        auc_boot = seed_bootstraps(df, preds, auc_iv, confidence=CONFIDENCE, n_resamples=N_RESAMPLES,
+                                   seed=BOOTSTRAP_SEED)
         flags, checks = _falconi_flags(df), table_marks(df)
         for target in _unique(df["target"]):
             blocks.append(("h2", f"Target `{target}`"))
@@ -750,9 +896,12 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
                                  alpha=ALPHA)
             table = _transfer_table(df, target, "auc", "full", intervals=auc_iv, tests=tests, checks=checks)
             if isinstance(table, _Table):
-                table.notes = [_interval_rule(auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")],
-                                              "auc"),
-                               *_significance_note(tests, "Random init", "row of the same column"), marks_note(sub)]
+                shown = auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")]
+                table.notes = [_interval_rule(shown, "auc"), *_few_seeds_notes(shown, auc_boot),
+                               *_significance_note(tests, "Random init", "row of the same column"),
+                               *_disagreement_notes(_test_pairs(tests, "source", "random"), shown, "Random init row",
+                                                    len(tests)),
+                               marks_note(sub)]
                 if (sub["ft_fraction"] == 0).any() and (sub["ft_fraction"] > 0).any():
                     table.notes.append("No FT is the source network on the whole target; the FT columns evaluate what "
                                        "remains after their fine-tune share. *Fine-tuning gain* below rescores the "
@@ -765,8 +914,12 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
                 htests = paired_tests(both, preds, axis="transfer", reference="full", keys=list(CELL_KEYS[:4]),
                                       alpha=ALPHA)
                 htable = _hybrid_table(both, "auc", intervals=auc_iv, tests=htests, checks=checks)
-                htable.notes = [_interval_rule(auc_iv[auc_iv["target"] == target], "auc"),
+                shown = _hybrid_cells(auc_iv, both)
+                htable.notes = [_interval_rule(shown, "auc"),
+                                *_few_seeds_notes(shown, auc_boot, with_transfer=True),
                                 *_significance_note(htests, "full-transfer side", "of the same cell"),
+                                *_disagreement_notes(_test_pairs(htests, "transfer", "full"), shown,
+                                                     "full-transfer side", len(htests)),
                                 marks_note(both[both["ft_fraction"] > 0])]
                 blocks += [("p", (f"**{metric_caption('auc')}: all weights vs hybrid** (full vs hybrid; "
                                  f"{_hybrid_note(records, df, target)})")), ("table", htable)]
@@ -774,17 +927,21 @@ def _report_blocks(records: list[dict], suite: str, svcca_records: list[dict] | 
             mtable = _modes_table(df, target, "auc", intervals=auc_iv, tests=mtests)
             if isinstance(mtable, _Table):
                 first = _fine_tuned_modes(df, target)[1][0]
-                mtable.notes = [_interval_rule(auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")
-                                                      & (auc_iv["ft_fraction"] > 0)], "auc"),
+                shown = auc_iv[(auc_iv["target"] == target) & (auc_iv["transfer"] == "full")
+                               & (auc_iv["ft_fraction"] > 0)]
+                mtable.notes = [_interval_rule(shown, "auc"), *_few_seeds_notes(shown, auc_boot),
                                 *_significance_note(mtests, f"train mode `{first}`", "cell of the same backbone, "
-                                                    "source and column")]
+                                                    "source and column"),
+                                *_disagreement_notes(_test_pairs(mtests, "train_mode", first,
+                                                                 backbone_of=lambda b, m: f"{b} [{m}]"),
+                                                     shown, f"train mode `{first}` cell", len(mtests))]
                 blocks += [("p", (f"**{metric_caption('auc')}: train modes compared** (transfer = full; the same "
                                   "cells as above, one row per train mode; fine-tuned columns only)")),
                            ("table", mtable)]
             btable = _transfer_table(df, target, "beta", "full", intervals=beta_iv, flags=flags, checks=checks)
             if isinstance(btable, _Table):
-                btable.notes = [_interval_rule(beta_iv[(beta_iv["target"] == target)
-                                                       & (beta_iv["transfer"] == "full")], "beta"),
+                shown = beta_iv[(beta_iv["target"] == target) & (beta_iv["transfer"] == "full")]
+                btable.notes = [_interval_rule(shown, "beta"), *_few_seeds_notes(shown),
                                 (f"{OVERFIT} = Falconi's flag: the mean training accuracy over seeds is more than "
                                 f"{FALCONI_GAP * 100:.0f} points above the mean evaluation accuracy. Training accuracy "
                                 "is the final network's, in eval mode, on its own fine-tune images."),
@@ -824,8 +981,15 @@ def _svcca_blocks(svcca_records: list[dict], figure: str | None) -> list:
         table = _svcca_table(frame, "svcca")
         if isinstance(table, _Table):
             n_seeds = frame.groupby(["backbone", "source", "target"])["seed"].nunique()
+            summary = seed_intervals(frame, "svcca", keys=["backbone", "source", "target", "reference", "layer"],
+                                     confidence=CONFIDENCE)
             table.notes = [("Interval: ± = half-width of the 95 % t interval of the mean over seeds (t(0.975, n − 1) · s / "
-                           f"√n); seeds per target: {', '.join(map(str, sorted(set(n_seeds))))}.")]
+                           f"√n); seeds per target: {', '.join(map(str, sorted(set(n_seeds))))}."
+                            + (f" Where mean ± half-width would reach past {_range_text('svcca')}, the cell shows "
+                               "the interval's bounds instead, cut at that range: mean (low–high)."
+                               if any(_leaves_range(r.mean, r.half_width, metric_range("svcca"))
+                                      for r in summary.itertuples()) else "")),
+                           *_few_seeds_notes(summary)]
         blocks += [("p", (f"**{metric_caption('svcca')}** (A vs B and A vs B′; rows: target × network, columns: "
                          "layer)")), ("table", table)]
         if "cka" in frame.columns:
@@ -1038,7 +1202,7 @@ def accuracy_curves_figure(records: list[dict], path: str | Path) -> Path | None
     from bench.analysis.stats import seed_summary
 
     def t_interval(values) -> tuple[float, float]:
-        s = seed_summary(np.asarray(values, dtype=float), confidence=CONFIDENCE)
+        s = seed_summary(np.asarray(values, dtype=float), confidence=CONFIDENCE, value_range=metric_range("accuracy"))
         return (s["low"], s["high"]) if s["n"] >= 2 else (s["mean"], s["mean"])
 
     data, final = pd.DataFrame(rows), pd.DataFrame(finals)

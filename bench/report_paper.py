@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.analysis.intervals import CELL_KEYS, cell_intervals
+from bench.analysis.intervals import CELL_KEYS, cell_intervals, metric_range
 from bench.references import COLUMNS, METRICS, OURS, load_references, table_notes
 from bench.report_table import (
     BOOTSTRAP_SEED,
@@ -128,7 +128,8 @@ def _ours_text(row) -> str:
         return NO_RECORD
     if row["status"] != "ok":
         return row["status"]
-    return _format_value(row["ours"], row["half_width"] if row["interval"] != "none" else None)
+    return _format_value(row["ours"], row["half_width"] if row["interval"] != "none" else None, low=row["low"],
+                         high=row["high"], value_range=metric_range(row["ours_metric"]))
 
 
 def _column_label(row, *, transfers: int) -> str:

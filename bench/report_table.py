@@ -18,11 +18,29 @@ N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
 
-def _format_value(mean: float, half_width: float | None = None) -> str:
+def _leaves_range(mean: float, half_width: float | None, value_range: tuple[float, float] | None) -> bool:
+    """True when ``mean ± half_width`` reaches past ``value_range`` (the metric's lowest and highest value)."""
+    if value_range is None or half_width is None or not math.isfinite(half_width):
+        return False
+    return mean - half_width < value_range[0] or mean + half_width > value_range[1]
+
+
+def _format_value(mean: float, half_width: float | None = None, *, low: float | None = None,
+                  high: float | None = None, value_range: tuple[float, float] | None = None) -> str:
+    """A cell's number: ``0.812 ± 0.031``, or ``0.507 (0.000–1.000)`` when the ± would leave the metric's range.
+
+    ``mean ± half_width`` is printed while both ends lie inside ``value_range``; otherwise the interval's bounds
+    ``low``–``high`` (cut at the range; taken from ``mean ± half_width`` when not given) follow the mean in
+    brackets, so no printed number lies outside what the metric can take. No interval: the mean alone.
+    """
     text = f"{mean:.3f}"
-    if half_width is not None and math.isfinite(half_width):
-        text += f" ± {half_width:.3f}"
-    return text
+    if half_width is None or not math.isfinite(half_width):
+        return text
+    if not _leaves_range(mean, half_width, value_range):
+        return text + f" ± {half_width:.3f}"
+    lo = mean - half_width if low is None or not math.isfinite(low) else low
+    hi = mean + half_width if high is None or not math.isfinite(high) else high
+    return text + f" ({max(lo, value_range[0]):.3f}–{min(hi, value_range[1]):.3f})"
 
 
 def _unique(values: pd.Series) -> list:
@@ -42,7 +60,9 @@ def _source_label(source: str) -> str:
 def _fraction_label(fraction: float) -> str:
     if fraction == 0:
         return "No FT"
-    return f"FT {fraction:g} patients" if fraction >= 1 else f"FT {fraction:g}"
+    if fraction >= 1:  # a number of patients ('20 patients' in a suite)
+        return "FT 1 patient" if fraction == 1 else f"FT {fraction:g} patients"
+    return f"FT {fraction:g}"
 
 
 @dataclass

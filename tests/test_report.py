@@ -84,7 +84,7 @@ def test_mean_and_sample_std_over_three_seeds_single_seed_has_no_std():
     recs.append(make_record(ft_fraction=0.2, seed=0, auc=0.8124))
     table = parse_table(table_transfer(records_frame(recs), "synth-inbreast"))
     half_width = stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)  # t interval of the mean, sample std (ddof=1) 0.1
-    assert cell(table, ("resnet18", "Random init"), "FT 0.1") == f"0.800 ± {half_width:.3f}"
+    assert cell(table, ("resnet18", "Random init"), "FT 0.1") == f"0.800 ({0.8 - half_width:.3f}–1.000)"  # 0.8 + hw > 1: bounds cut at 1
     assert cell(table, ("resnet18", "Random init"), "FT 0.2") == "0.812"  # trailing digits kept, no "±"
 
 
@@ -166,7 +166,7 @@ def test_all_vs_hybrid_layout():
     assert [row[:2] for row in table[1:]] == [["synth-mias", "Random init"], ["", "synth-ddsm"],
                                               ["synth-inbreast", "Random init"], ["", "synth-ddsm"]]
     half_width = stats.t.ppf(0.975, 1) * math.sqrt(0.0008) / math.sqrt(2)  # hybrid seeds 0.80 and 0.84
-    assert cell(table, ("synth-inbreast", "synth-ddsm"), "FT 0.2") == f"0.850 vs 0.820 ± {half_width:.3f}"
+    assert cell(table, ("synth-inbreast", "synth-ddsm"), "FT 0.2") == f"0.850 vs 0.820 ({0.82 - half_width:.3f}–1.000)"
 
 
 def test_all_vs_hybrid_keeps_backbones_apart():
@@ -210,7 +210,7 @@ def test_render_report_without_hybrid_or_failures():
     text = render_report(recs, suite="smoke")
     assert "all weights vs hybrid" not in text and " vs " not in text  # no Table 4 comparison
     assert "## Failed cells" not in text
-    assert f"0.800 ± {stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3):.3f}" in text
+    assert f"0.800 ({0.8 - stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3):.3f}–1.000)" in text
     assert "t interval of the mean over seeds" in text  # the interval rule, under the table
     assert render_report([], suite="empty").startswith("# Suite `empty`")
 

@@ -223,6 +223,8 @@ def test_single_class_gives_nan_not_an_error():
     (lambda: holm([0.1, 1.2]), r"\[0, 1\]"),
     (lambda: holm([[0.1]]), "1-D"),
     (lambda: seed_summary([0.8, 0.9], confidence=0), "'confidence'"),
+    (lambda: seed_summary([0.8, 0.9], value_range=(1, 0)), "'value_range'"),
+    (lambda: seed_summary([0.8, 0.9], value_range=0.5), "'value_range'"),
 ])
 def test_invalid_inputs_raise(call, match):
     with pytest.raises(ValueError, match=match):
@@ -271,3 +273,14 @@ def test_seed_summary_is_nan_safe():
     none = seed_summary([np.nan, np.nan])
     assert none["n"] == 0 and math.isnan(none["mean"]) and math.isnan(none["std"])
     assert seed_summary([])["n"] == 0
+
+
+def test_seed_summary_cuts_the_interval_at_the_metric_range_but_not_the_half_width():
+    s = seed_summary([0.1, 0.9], value_range=(0, 1))
+    assert s["half_width"] == pytest.approx(sps.t.ppf(0.975, 1) * np.std([0.1, 0.9], ddof=1) / math.sqrt(2))
+    assert (s["low"], s["high"], s["clipped"]) == (0.0, 1.0, True)
+    ratio = seed_summary([1.0, 3.0], value_range=(0, math.inf))              # beta: cut below only
+    assert ratio["low"] == 0.0 and ratio["high"] == pytest.approx(2.0 + ratio["half_width"]) and ratio["clipped"]
+    inside = seed_summary([0.80, 0.84, 0.79, 0.85, 0.82], value_range=(0, 1))
+    assert not inside["clipped"] and inside == {**seed_summary([0.80, 0.84, 0.79, 0.85, 0.82]), "clipped": False}
+    assert not seed_summary([0.7], value_range=(0, 1))["clipped"]           # no interval, nothing cut

@@ -38,6 +38,20 @@ def _check_confidence(confidence: float, caller: str) -> float:
     return c
 
 
+def _check_range(value_range, caller: str) -> tuple[float, float]:
+    """``(lowest, highest)`` of a metric, (-inf, inf) for None."""
+    if value_range is None:
+        return -math.inf, math.inf
+    try:
+        lowest, highest = (float(x) for x in value_range)
+    except (TypeError, ValueError):
+        lowest, highest = math.nan, math.nan
+    if not lowest < highest:  # also False for NaN
+        raise ValueError(f"The 'value_range' parameter of {caller} must be (lowest, highest) with lowest < highest, "
+                         f"e.g. (0, 1). Got {value_range!r} instead.")
+    return lowest, highest
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Bootstrap
 # ----------------------------------------------------------------------------------------------------------------
@@ -399,7 +413,8 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
-def seed_summary(values, *, confidence: float = 0.95) -> dict[str, float | int]:
+def seed_summary(values, *, confidence: float = 0.95,
+                 value_range: tuple[float, float] | None = None) -> dict[str, float | int | bool]:
     """Mean, standard deviation and t interval of one metric over training seeds.
 
     Parameters
@@ -408,24 +423,31 @@ def seed_summary(values, *, confidence: float = 0.95) -> dict[str, float | int]:
         One value per seed (e.g. the AUC of each seed's run). NaN marks a missing run and is left out.
     confidence : float, default=0.95
         Coverage of the interval.
+    value_range : tuple of float, optional
+        ``(lowest, highest)`` value the metric can take, e.g. ``(0, 1)`` for an AUC or ``(0, inf)`` for a ratio.
+        ``low`` and ``high`` are cut at it; None leaves them unbounded.
 
     Returns
     -------
     dict
         ``mean``; ``std`` (sample standard deviation, ddof=1); ``n`` (non-NaN values); ``n_missing`` (NaNs);
         ``half_width = t_{(1 + confidence) / 2, n - 1} * std / sqrt(n)``; ``low = mean - half_width`` and ``high =
-        mean + half_width``. With one value ``std``, ``half_width``, ``low`` and ``high`` are NaN; with none, all
-        floats are NaN.
+        mean + half_width``, each cut at ``value_range``; ``clipped`` (bool), True when a bound was cut.
+        ``half_width`` is never cut. With one value ``std``, ``half_width``, ``low`` and ``high`` are NaN; with
+        none, all floats are NaN.
 
     Raises
     ------
     ValueError
-        If ``values`` is not 1-D or ``confidence`` is not in (0, 1).
+        If ``values`` is not 1-D, ``confidence`` is not in (0, 1) or ``value_range`` is not ``(lowest, highest)``
+        with ``lowest < highest``.
 
     Notes
     -----
     The interval is for the mean over seeds (the expected result of one more training run is far wider); it
-    assumes the seeds' results are roughly normal, which few seeds cannot check.
+    assumes the seeds' results are roughly normal, which few seeds cannot check. With two seeds
+    ``t_{0.975, 1} = 12.7``: the interval is 12.7 standard errors wide on each side, and easily reaches past
+    what the metric can take; ``value_range`` keeps it inside.
 
     Examples
     --------
@@ -434,8 +456,12 @@ def seed_summary(values, *, confidence: float = 0.95) -> dict[str, float | int]:
     (0.82, 0.0255, 5, 0.0317)
     >>> seed_summary([0.8, float("nan")])["half_width"]
     nan
+    >>> s = seed_summary([0.3, 0.7], value_range=(0, 1))      # two seeds: 0.5 +- 2.54, cut at [0, 1]
+    >>> round(s["half_width"], 2), s["low"], s["high"], s["clipped"]
+    (2.54, 0.0, 1.0, True)
     """
     confidence = _check_confidence(confidence, "seed_summary")
+    lowest, highest = _check_range(value_range, "seed_summary")
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1:
         raise ValueError(f"seed_summary: 'values' must be 1-D (one value per seed); got shape {v.shape}.")
@@ -444,5 +470,8 @@ def seed_summary(values, *, confidence: float = 0.95) -> dict[str, float | int]:
     mean = float(present.mean()) if n else math.nan
     std = float(present.std(ddof=1)) if n >= 2 else math.nan
     half = float(sps.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)) if n >= 2 else math.nan
+    low, high = mean - half, mean + half
+    clipped = bool(low < lowest or high > highest)  # False for NaN bounds
     return {"mean": mean, "std": std, "n": n, "n_missing": int(len(v) - n), "half_width": half,
-            "low": mean - half, "high": mean + half}
+            "low": max(low, lowest) if clipped else low, "high": min(high, highest) if clipped else high,
+            "clipped": clipped}

@@ -13,12 +13,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from bench.errors import UserError
 from bench.registry import UnknownNameError, closest, import_plugin_module
@@ -43,8 +54,6 @@ class SuiteError(UserError, ValueError):
 def suite_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a suite, or None. It becomes the folders results/<name> and reports/<name>,
     so it must be one folder name: no '/', no '..', no spaces."""
-    import re
-
     if re.fullmatch(r"[\w][\w.-]*", name) and name not in (".", ".."):
         return None
     suggestion = re.sub(r"[^\w.-]+", "-", name).strip("-.") or "my-suite"
@@ -261,9 +270,85 @@ class ExecutorSettings(_Frozen):
     slurm_extra: dict[str, Any] = {}  # passed to submitit as slurm_additional_parameters
 
 
+_PATIENTS = re.compile(r"\s*([-+]?[0-9.eE+-]+|nan|inf)\s*patients?\s*", re.IGNORECASE)
+_SHARE_HELP = "0 = no fine-tuning, 0.1 = 10% of the target's patients"
+_COUNT_HELP = "'1 patient' or '20 patients'"
+
+
+def parse_ft_fraction(value: Any) -> float:
+    """One ``ft_fraction`` value as the suite writes it -> the float a cell carries.
+
+    A share of the target's patients is a number in [0, 1) (``0.1``); a number of patients is written with
+    its unit (``20 patients``, ``1 patient``) and becomes the whole float ``20.0``, exactly the value (and so
+    the cell id) a bare ``20`` had before the unit was required. A bare number >= 1 is refused: ``1.0`` read
+    as a share would fine-tune on every patient, read as a count on one; the suite must say which.
+    Raises ``ValueError`` with the fix.
+    """
+    if isinstance(value, bool):
+        raise ValueError(  # noqa: TRY004  (pydantic turns a ValueError, not a TypeError, into the field's message)
+            f"ft_fraction {value!r}: give a share in [0, 1) ({_SHARE_HELP}) or a number of patients ({_COUNT_HELP}), "
+            "not true/false")
+    if isinstance(value, str):
+        m = _PATIENTS.fullmatch(value)
+        if m is None:
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"ft_fraction {value!r}: give a share in [0, 1) ({_SHARE_HELP}) or a number of "
+                                 f"patients ({_COUNT_HELP})") from None
+            return _share(number, value)
+        try:
+            n = float(m.group(1))
+        except ValueError:
+            raise ValueError(f"ft_fraction {value!r}: the number of patients must be a whole number >= 1 "
+                             f"({_COUNT_HELP})") from None
+        if not math.isfinite(n) or not n.is_integer():
+            raise ValueError(f"ft_fraction {value!r}: a number of patients must be whole ({_COUNT_HELP}); for a "
+                             f"share of the patients write a number below 1 (0.1 = 10%)")
+        if n < 1:
+            raise ValueError(f"ft_fraction {value!r}: a number of patients must be at least 1 ({_COUNT_HELP}); "
+                             "for no fine-tuning write 0")
+        return float(n)
+    if isinstance(value, numbers.Real):
+        return _share(float(value), value)
+    raise ValueError(f"ft_fraction {value!r}: give a share in [0, 1) ({_SHARE_HELP}) or a number of patients "
+                     f"({_COUNT_HELP})")
+
+
+def _share(f: float, shown: Any) -> float:
+    if math.isnan(f) or math.isinf(f):
+        raise ValueError(f"ft_fraction {shown!r}: not a finite number; give a share in [0, 1) ({_SHARE_HELP}) or a "
+                         f"number of patients ({_COUNT_HELP})")
+    if f < 0:
+        raise ValueError(f"ft_fraction {shown!r}: a share must be in [0, 1) ({_SHARE_HELP}); it cannot be "
+                         "negative")
+    if f >= 1 and f.is_integer():
+        if f == 1:
+            why, fix = f"{shown!r} would fine-tune on every target patient and leave none to evaluate", _COUNT_HELP
+        else:
+            why, fix = "1 would already be every target patient, leaving none to evaluate", f"'{int(f)} patients'"
+        raise ValueError(f"ft_fraction {shown!r}: a share must be below 1 ({why}); for a number of patients "
+                         f"write {fix}")
+    if f >= 1:
+        raise ValueError(f"ft_fraction {shown!r}: a share must be below 1 (0.1 = 10% of the target's patients); a "
+                         f"number of patients is a whole number of patients with its unit ({_COUNT_HELP})")
+    return f
+
+
+def ft_fraction_text(f: float) -> float | str:
+    """How a suite writes an ``ft_fraction`` value: a share as the number, a count as ``'20 patients'``.
+    The inverse of :func:`parse_ft_fraction`; ``model_dump`` writes it, so a dumped config validates again."""
+    if f >= 1:
+        n = int(f)
+        return f"{n} patient" if n == 1 else f"{n} patients"
+    return f
+
+
 class Axes(_Frozen):
     backbone: list[str] = Field(min_length=1)
     source: list[str] = Field(min_length=1)
+    # Shares of the target's patients in [0, 1) and numbers of patients ('20 patients' in a suite: a float 20.0
+    # here, in every cell and in its id). See parse_ft_fraction.
     ft_fraction: list[float] = Field(min_length=1)
     target: list[str] = Field(min_length=1)
     transfer: list[Literal["full", "hybrid"]] = Field(default=["full"], min_length=1)
@@ -271,14 +356,16 @@ class Axes(_Frozen):
     train_mode: list[str] = Field(default=[DEFAULT_TRAIN_MODE], min_length=1)
     seeds: Union[int, list[int]] = 1
 
-    @field_validator("ft_fraction")
+    @field_validator("ft_fraction", mode="before")
     @classmethod
-    def _fractions(cls, v: list[float]) -> list[float]:
-        for f in v:
-            if not (0 <= f < 1 or (f >= 1 and float(f).is_integer())):
-                raise ValueError(f"ft_fraction {f!r} must be in [0, 1) (0 = no fine-tuning, 0.1 = 10% of the target's "
-                                 "patients) or a whole number of patients >= 1 (20 = fine-tune on 20 patients)")
-        return v
+    def _fractions(cls, v):
+        if not isinstance(v, (list, tuple)):
+            return v  # pydantic says it is not a list
+        return [parse_ft_fraction(f) for f in v]
+
+    @field_serializer("ft_fraction")
+    def _fractions_text(self, v: list[float]) -> list[float | str]:
+        return [ft_fraction_text(f) for f in v]
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -303,7 +390,8 @@ class Axes(_Frozen):
             seen: list = []
             for x in v:
                 if x in seen:
-                    raise ValueError(f"{x!r} is listed twice; each value of an axis must be distinct (a duplicate "
+                    shown = ft_fraction_text(x) if info.field_name == "ft_fraction" else x
+                    raise ValueError(f"{shown!r} is listed twice; each value of an axis must be distinct (a duplicate "
                                      f"would be the same cells twice, counted twice in the report): remove one")
                 seen.append(x)
         return v
@@ -358,7 +446,8 @@ class SuiteConfig(_Frozen):
         if any(not 16 <= s <= 4096 for s in sides):
             raise ValueError(f"image_size {v!r}: each side must be between 16 and 4096 pixels")
         return v if isinstance(v, int) or v[0] != v[1] else v[0]
-    hybrid_stage: Literal["conv1", "block1", "block2", "block3", "block4"] = "block2"
+    # a stage of every backbone with hybrid cells (conv1 | block1 .. block4 for the built-ins; checked in build_suite)
+    hybrid_stage: str = "block2"
     # hybrid cells: channels of the re-initialised stages after hybrid_stage, as a factor (Transfusion's
     # slim top; 1 = the original architecture, only re-initialised). In the cell id of hybrid cells only.
     hybrid_width: float = Field(default=0.5, gt=0, le=1)
@@ -579,6 +668,9 @@ def build_suite(raw: dict, *, path: Path | None = None, name: str | None = None)
     _check_exclusions(cfg, where)
     _check_analysis(cfg, where)
     cells = expand(cfg, where=where)
+    from bench.backbones.check import check_suite_stages  # hybrid_stage, trainable stages: each backbone's own
+
+    check_suite_stages(cfg, cells, where)
     return Suite(name=suite_name, path=path, config=cfg, cells=tuple(cells))
 
 
@@ -785,11 +877,18 @@ def _check_exclusions(cfg: SuiteConfig, where: str) -> None:
                 raise SuiteError(f"{where}: exclude[{i}].{key}: an empty list matches nothing; give a value of axis "
                                  f"{key!r} ({axes[key]}) or a list of them, or remove '{key}'")
             for v in val if isinstance(val, list) else [val]:
+                if key == "ft_fraction" and not isinstance(v, bool):  # '20 patients', as on the axis
+                    try:
+                        v = parse_ft_fraction(v)
+                    except ValueError as exc:
+                        raise SuiteError(f"{where}: exclude[{i}].{key}: {exc}") from None
                 if v not in axes[key] or isinstance(v, bool):
-                    by_text = {str(a): a for a in axes[key]}
-                    hint = closest(str(v), list(by_text))
-                    raise SuiteError(f"{where}: exclude[{i}].{key}: {v!r} is not a value of axis {key!r}"
-                                     f" ({axes[key]}); the exclusion would match nothing."
+                    shown = ([ft_fraction_text(a) for a in axes[key]], ft_fraction_text(v)) \
+                        if key == "ft_fraction" and not isinstance(v, bool) else (axes[key], v)
+                    by_text = {str(a): a for a in shown[0]}
+                    hint = closest(str(shown[1]), list(by_text))
+                    raise SuiteError(f"{where}: exclude[{i}].{key}: {shown[1]!r} is not a value of axis {key!r}"
+                                     f" ({shown[0]}); the exclusion would match nothing."
                                      + (f" Did you mean: {', '.join(repr(by_text[h]) for h in hint)}?" if hint else "")
                                      + (" (Write numbers without quotes.)" if str(v) in by_text and isinstance(v, str)
                                         else ""))
@@ -826,7 +925,10 @@ def _axis_values(cfg: SuiteConfig) -> dict[str, list]:
 
 
 def _excluded(axes: dict, exclusions: list[dict]) -> bool:
-    return any(all(axes[k] in (v if isinstance(v, list) else [v]) for k, v in ex.items()) for ex in exclusions)
+    def values(k, v):
+        v = v if isinstance(v, list) else [v]
+        return [parse_ft_fraction(x) for x in v] if k == "ft_fraction" else v
+    return any(all(axes[k] in values(k, v) for k, v in ex.items()) for ex in exclusions)
 
 
 # --------------------------------------------------------------------------- expansion

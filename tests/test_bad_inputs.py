@@ -91,7 +91,13 @@ CASES = [
      "axes.source[0]: unknown source 'imagnet'. Did you mean: 'imagenet'"),
     ("seeds-wrong-type", lambda w: _validate(w, "seeds", _variant(axes={"seeds": "three"})), "axes.seeds"),
     ("fraction-out-of-range", lambda w: _validate(w, "frac", _variant(axes={"ft_fraction": [1.5]})),
-     "ft_fraction 1.5 must be in [0, 1)"),
+     "axes.ft_fraction: ft_fraction 1.5: a share must be below 1"),
+    ("fraction-one", lambda w: _validate(w, "fracone", _variant(axes={"ft_fraction": [1.0]})),
+     ("axes.ft_fraction: ft_fraction 1.0: a share must be below 1 (1.0 would fine-tune on every target patient and "
+      "leave none to evaluate); for a number of patients write '1 patient' or '20 patients'")),
+    ("fraction-bare-patient-count", lambda w: _validate(w, "fraccount", _variant(axes={"ft_fraction": [20, 0.5]})),
+     ("axes.ft_fraction: ft_fraction 20: a share must be below 1 (1 would already be every target patient, leaving "
+      "none to evaluate); for a number of patients write '20 patients'")),
     ("epochs-zero", lambda w: _validate(w, "ep", _variant(finetune={"epochs": 0})),
      "finetune.epochs: Input should be greater than or equal to 1"),
     ("image-size-too-small", lambda w: _validate(w, "size", _variant(image_size=8)), "image_size"),

@@ -1,6 +1,7 @@
 """Fine-tune / evaluation splits of a target dataset: stratified by label, grouped by patient.
 
-A cell with ``ft_fraction = f > 0`` fine-tunes on about ``f`` of the target and evaluates on the rest.
+A cell with ``ft_fraction = f > 0`` fine-tunes on about ``f`` of the target and evaluates on the rest;
+a whole ``f >= 1`` is a number of patients instead (Shen et al.; a suite writes it ``20 patients``).
 The split depends only on ``(labels, groups, fraction, seed)``, so every backbone and every source at a
 given (target, fraction, seed) sees the identical fine-tune and evaluation images, and paired
 comparisons between cells are paired on the same images. ``ft_fraction = 0`` ("No FT") is not a split:
@@ -37,7 +38,7 @@ def _check_args(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: i
                          "means 'No FT', which evaluates on the whole target; the caller handles it without a split.")
     if not (0 < fraction < 1 or (fraction >= 1 and float(fraction).is_integer())):
         raise ValueError(f"The 'fraction' parameter of finetune_split must be in (0, 1), or a whole number of "
-                         f"patients >= 1 (Shen et al.: 20, 30, ...). Got {fraction!r}.")
+                         f"patients >= 1 (Shen et al.: 20, 30, ...; a suite writes '20 patients'). Got {fraction!r}.")
     if not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"The 'seed' parameter of finetune_split must be an int in [0, 2**32). Got {seed!r}.")
     if labels.ndim != 1 or len(labels) == 0:
@@ -106,11 +107,13 @@ def finetune_split(labels: np.ndarray, groups: np.ndarray | None, fraction: floa
                 f"cannot be in both the fine-tune and the evaluation part (fraction={fraction}, {len(labels)} "
                 f"images, class counts {class_counts(labels)}). Use a larger dataset.")
 
-    # fraction >= 1 is an absolute number of patients (groups) for fine-tuning, as in Shen et al.
+    # fraction >= 1 is an absolute number of patients (groups) for fine-tuning, as in Shen et al. (a suite writes
+    # it '20 patients'; bench.suite refuses a bare 1.0 there, which could mean a share of 100 % or one patient)
     n_ft = int(fraction) if fraction >= 1 else round(fraction * n_groups)
     if n_ft >= n_groups:
         raise ValueError(f"finetune_split: {n_ft} fine-tune patients leave none of the {n_groups} patients "
-                         f"({len(labels)} images) for evaluation. Use fewer patients or a fraction in (0, 1).")
+                         f"({len(labels)} images) for evaluation. Use fewer patients (at most {n_groups - 1}; "
+                         f"written 'N patients' in a suite's ft_fraction) or a share in (0, 1).")
     n_strata = len(np.unique(strata))
     if n_ft < n_strata or n_groups - n_ft < n_strata:
         side = "fine-tune" if n_ft < n_strata else "evaluation"

@@ -34,6 +34,8 @@ def cmd_validate(args) -> int:
     from bench.data.preprocess import size_label
     from bench.suite import load_suite
 
+    if args.data_root:
+        os.environ["BENCH_DATA_ROOT"] = args.data_root
     suite = load_suite(args.suite)
     cells = suite.cells
     na = [c for c in cells if c.na_reason]
@@ -51,7 +53,20 @@ def cmd_validate(args) -> int:
     for pid, cfg in jobs.items():
         print(f"    {pid}: {cfg['backbone']} on {cfg['source']}, seed {cfg['seed']}, {cfg['epochs']} epochs, "
               f"{size_label(cfg['image_size'])} px")
-    return _check_backbones(suite, build_all=args.build)
+    rc = _check_backbones(suite, build_all=args.build)
+    return max(rc, _report_blockers(suite, [c for c in cells if not c.na_reason]))
+
+
+def _report_blockers(suite, cells) -> int:
+    """Print what would stop these cells from starting here (missing data folders, ImageNet weights); 1 if any."""
+    from bench.runner.preflight import blockers, format_blockers
+
+    found = blockers(suite, cells)
+    if not found:
+        return 0
+    print(f"error: suite {suite.name}: {format_blockers(found, len(cells))}\n'bench run' would stop before "
+          "computing anything (or, with --run-rest, compute only the other cells)", file=sys.stderr)
+    return 1
 
 
 def _check_backbones(suite, *, build_all: bool) -> int:
@@ -101,10 +116,13 @@ def cmd_run(args) -> int:
           + (f" ({where})" if settings.kind == "local" else f" (submitit, cluster {settings.cluster})"),
           file=sys.stderr)
     summary = run_suite(suite, results_root=root, progress=not args.no_progress, executor=settings,
-                        retry_failed=args.retry_failed)
+                        retry_failed=args.retry_failed, run_rest=args.run_rest,
+                        recompute_changed=args.recompute_changed)
     print(f"done in {summary.seconds:.1f}s: {summary.computed} computed, {summary.na} NA, {summary.failed} failed, "
           f"{summary.skipped} already done, {summary.pretrained} source pre-training(s)"
-          + (f", {summary.by_others} computed by another runner" if summary.by_others else ""), file=sys.stderr)
+          + (f", {summary.by_others} computed by another runner" if summary.by_others else "")
+          + (f", {summary.blocked} left pending (their data or weights are missing)" if summary.blocked else ""),
+          file=sys.stderr)
     if summary.kept_failed:
         print(f"{summary.kept_failed} cell(s) failed in an earlier run and were kept, not retried "
               f"('bench status {root / suite.name}' shows why; 'bench run {args.suite} --retry-failed' retries "
@@ -114,7 +132,7 @@ def cmd_run(args) -> int:
                          _svcca_records(root / suite.name, suite), folder=root / suite.name,
                          reference=suite.config.reference)
     print(f"report: {path}")
-    return 1 if summary.failed or summary.kept_failed or svcca_failed else 0
+    return 1 if summary.failed or summary.kept_failed or summary.blocked or svcca_failed else 0
 
 
 def _run_svcca(suite, root: Path) -> int:
@@ -153,11 +171,13 @@ def cmd_plan(args) -> int:
     from bench.runner.plan import format_plan
     from bench.suite import load_suite
 
+    if args.data_root:
+        os.environ["BENCH_DATA_ROOT"] = args.data_root
     suite = load_suite(args.suite)
     settings = _executor_overrides(args, suite)
     plan = build_plan(suite, _results_root(args.results), retry_failed=args.retry_failed)
     print(format_plan(plan, workers=settings.workers if settings.kind == "local" else settings.array_parallelism))
-    return 0
+    return _report_blockers(suite, [j.cell for j in plan.cells if j.kind == "cell"])
 
 
 def cmd_status(args) -> int:
@@ -302,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     _executor_args(r)
     r.add_argument("--retry-failed", action="store_true",
                    help="recompute cells that failed in an earlier run (by default they are kept)")
+    r.add_argument("--run-rest", action="store_true",
+                   help="when some cells cannot start (missing data folder or ImageNet weights), compute the others "
+                        "and leave those pending (by default nothing is computed)")
+    r.add_argument("--recompute-changed", action="store_true",
+                   help="recompute finished cells whose dataset or weights changed since (old records are moved to "
+                        "<results>/<suite>/_replaced/); by default the run refuses")
     r.set_defaults(func=cmd_run)
 
     pl = sub.add_parser("plan", help="print the run plan: pre-training jobs, the cells waiting on them, NA cells, "
@@ -309,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
     pl.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
     pl.add_argument("--retry-failed", action="store_true", help="plan as 'bench run --retry-failed' would")
+    pl.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
     _executor_args(pl)
     pl.set_defaults(func=cmd_plan)
 
@@ -319,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a suite without training; print cells and pre-training jobs")
     v.add_argument("suite")
+    v.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
     v.add_argument("--build", action="store_true",
                    help="build every backbone once and check it against its spec (plugins are always checked)")
     v.set_defaults(func=cmd_validate)

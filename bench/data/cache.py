@@ -88,24 +88,36 @@ def decode_item(item: Item, image_size: Size, *, resize: str = "pad",
 def decode_all(items: list[Item], image_size: Size, *, resize: str = "pad", roi_pipeline: str | None = None,
                log=None) -> dict[str, np.ndarray]:
     """Decode every item: ``{"images", "masks" (all False where an image has none), "has_mask", "rejected"}``
-    (``rejected``: the ROI pipeline's reason per image, "" when kept)."""
+    (``rejected``: the ROI pipeline's reason per image, "" when kept).
+
+    Raises:
+        ValueError: one or more files are unreadable; the message lists every one of them, one per line.
+    """
     h, w = as_hw(image_size)
     images = np.zeros((len(items), h, w), np.uint8)
     masks = np.zeros((len(items), h, w), bool)
     has_mask = np.zeros(len(items), bool)
     rejected = np.full(len(items), "", dtype=object)
     t0 = time.perf_counter()
+    unreadable: list[str] = []
     for i, it in enumerate(items):
         try:
             img, m = decode_item(it, image_size, resize=resize, roi_pipeline=roi_pipeline)
         except RoiRejected as exc:
             rejected[i] = str(exc)
             continue
+        except ValueError as exc:  # go on: every unreadable file is listed at once
+            unreadable.append(str(exc))
+            continue
         images[i] = img
         if m is not None:
             masks[i], has_mask[i] = m, True
         if log and (i + 1) % 200 == 0:
             log(f"  decoded {i + 1}/{len(items)} images ({(i + 1) / (time.perf_counter() - t0):.0f}/s)")
+    if len(unreadable) == 1:
+        raise ValueError(unreadable[0])
+    if unreadable:
+        raise ValueError(f"{len(unreadable)} unreadable files:\n    " + "\n    ".join(unreadable))
     return {"images": images, "masks": masks, "has_mask": has_mask, "rejected": rejected.astype(str)}
 
 
@@ -152,8 +164,8 @@ def load_scanned(name: str, scan, options, *, image_size: Size, root: Path | Non
     try:
         arrays, info = cached_images(name, items, image_size, resize=getattr(options, "resize", "pad"),
                                      roi_pipeline=roi_pipeline)
-    except ValueError as exc:  # an unreadable image: name it and the way out
-        raise DatasetFormatError(f"dataset {name!r}: {exc}. Remove or replace the file, or run "
+    except ValueError as exc:  # unreadable images: name them all and the way out
+        raise DatasetFormatError(f"dataset {name!r}: {exc}\n  Remove or replace the file(s), or run "
                                  f"'bench data check {name} --root {result.root} --skip-bad'") from None
     excluded = dict(result.excluded)
     keep = arrays["rejected"] == ""

@@ -13,13 +13,25 @@ import time
 from pathlib import Path
 
 from bench.records import MANIFEST, read_record, read_record_any, record_path, write_json_atomic
+from bench.runner.datasets import forget_datasets
 from bench.runner.executors import RunSummary, run_local, run_submitit
+from bench.runner.freshness import changed_results, format_changed, move_aside
 from bench.runner.plan import Plan, build_plan
+from bench.runner.preflight import BlockedError, blockers, format_blockers, preload_datasets
 from bench.runner.worker import failed_record
+from bench.errors import UserError
 from bench.suite import ExecutorSettings, Suite, SuiteError
+
+
+
+class ChangedDataError(UserError):
+    """Finished results were computed on other data or weights than the suite points at now."""
+
 
 __all__ = [
     "MANIFEST",
+    "BlockedError",
+    "ChangedDataError",
     "Plan",
     "RunSummary",
     "build_plan",
@@ -66,42 +78,23 @@ def write_manifest(suite: Suite, out: Path, settings: ExecutorSettings) -> None:
             timespec="seconds")})
 
 
-def check_data_roots(suite: Suite) -> None:
-    """Fail before any training when a real dataset's folder is missing (one message naming the fix)."""
-    from bench.data import DATASETS, data_root
-    from bench.data.items import DatasetFormatError
-
-    seen, problems = set(), []
-    for c in suite.cells:
-        if c.na_reason:
-            continue
-        pairs = [(c.target, c.config["target_data"])]
-        if c.pretrain_id:
-            pairs.append((c.source, c.config["pretrain"]["source_data"]))
-        for name, opts in pairs:
-            key = (name, (opts or {}).get("root"))
-            if key in seen:
-                continue
-            seen.add(key)
-            if DATASETS.get(name).needs_root:
-                try:
-                    data_root(name, (opts or {}).get("root"))
-                except DatasetFormatError as exc:
-                    problems.append(str(exc))
-    if len(problems) == 1:
-        raise DatasetFormatError(problems[0])
-    if problems:  # every missing folder at once, not one per attempt
-        raise DatasetFormatError(f"{len(problems)} datasets' folders are missing:\n  " + "\n  ".join(problems))
-
-
 def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: bool = True, log=None,
-              executor: ExecutorSettings | None = None, retry_failed: bool = False) -> RunSummary:
+              executor: ExecutorSettings | None = None, retry_failed: bool = False, run_rest: bool = False,
+              recompute_changed: bool = False) -> RunSummary:
     """Run every unfinished cell of ``suite``; write one record per cell under ``results_root/<suite>``.
+
+    Before anything is computed: cells that cannot start (a missing data folder or ImageNet weights file) stop
+    the run with one message listing every problem (:mod:`bench.runner.preflight`), finished results computed on
+    other data or weights than today's are refused (:mod:`bench.runner.freshness`), and every dataset the
+    pending cells need is loaded once, so that unreadable images are listed together.
 
     Args:
         executor: how to run (default: the suite's ``executor:`` block; local, 1 worker process).
         retry_failed: recompute cells (and source pre-trainings) that failed in an earlier run;
             by default they are kept and counted in ``RunSummary.kept_failed``.
+        run_rest: compute the cells that can start and leave the others pending (``RunSummary.blocked``).
+        recompute_changed: move finished results whose data or weights changed to ``_replaced/`` and
+            recompute them, instead of refusing.
     """
     from tqdm import tqdm
 
@@ -109,14 +102,40 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: b
     out = results_root / suite.name
     settings = executor or executor_settings(suite)
     check_results_folder(suite, out)
-    check_data_roots(suite)
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(suite, out, settings)
-    remove_stale_temp_files([out, out / "svcca", results_root / "pretrain"])
+    forget_datasets()
     say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     t0 = time.perf_counter()
     plan = build_plan(suite, results_root, retry_failed=retry_failed)
-    summary = RunSummary(results_dir=out, skipped=len(plan.done), kept_failed=len(plan.failed_kept))
+    blocked = blockers(suite, [j.cell for j in plan.cells if j.kind == "cell"])
+    if blocked and not run_rest:
+        n_pending = sum(1 for j in plan.cells if j.kind == "cell")
+        raise BlockedError(f"{format_blockers(blocked, n_pending)}\nNothing was computed. Fix the above, or pass "
+                           f"--run-rest to compute the other {n_pending - len({c for b in blocked for c in b.cells})}"
+                           " cell(s) now (the blocked ones stay pending).")
+    blocked_ids = {c for b in blocked for c in b.cells}
+    readable = {j.cell.cell_id for j in plan.cells if j.kind == "cell" and j.cell.cell_id not in blocked_ids}
+    changed = changed_results(suite, results_root, skip=blocked_ids)
+    if changed:
+        message = format_changed(changed, out)
+        if not recompute_changed:
+            raise ChangedDataError(f"{message}\nThey are not reused. Point the suite back at the data they were "
+                                   "computed on, use another --results root to keep both, or pass "
+                                   "--recompute-changed to recompute them (the old files are moved to "
+                                   f"{out / '_replaced'}/, not deleted).")
+        where = move_aside(changed, suite, results_root)
+        say(f"{message}\nrecomputing them; the old files are in {where}")
+        plan = build_plan(suite, results_root, retry_failed=retry_failed)
+    if blocked:
+        say(f"{format_blockers(blocked, len(readable) + len(blocked_ids))}\n--run-rest: they stay pending")
+        plan.cells = [j for j in plan.cells if j.kind != "cell" or j.cell.cell_id not in blocked_ids]
+        needed = {j.cell.pretrain_id for j in plan.cells if j.kind == "cell" and j.cell.pretrain_id}
+        plan.pretrain = {k: v for k, v in plan.pretrain.items() if k in needed}
+    preload_datasets(plan.jobs)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(suite, out, settings)
+    remove_stale_temp_files([out, out / "svcca", results_root / "pretrain"])
+    summary = RunSummary(results_dir=out, skipped=len(plan.done), kept_failed=len(plan.failed_kept),
+                         blocked=len(blocked_ids))
     if not plan.jobs:
         summary.seconds = time.perf_counter() - t0
         return summary

@@ -15,6 +15,7 @@ from bench.backbones._transfer import PartialWeightsError
 from bench.data.splits import finetune_split
 from bench.records import SCHEMA
 from bench.runner.datasets import get_dataset
+from bench.runner.freshness import dataset_summary
 from bench.runner.pretrain import ensure_pretrained, pretrain_paths
 from bench.runner.seeds import cell_seeds
 from bench.suite import Cell, content_hash
@@ -39,7 +40,8 @@ def initial_weights(cell: Cell, model: torch.nn.Module, results_root: Path, log=
         state, meta = ensure_pretrained(cfg["pretrain"], cell.pretrain_id, results_root, log=log)
         where = str(pretrain_paths(results_root, cell.pretrain_id)[0])
         info = {"source": cell.source, "pretrain_id": cell.pretrain_id, "pretrain_reused": meta["reused"],
-                "pretrain_held_out_auc": (meta.get("held_out") or {}).get("auc")}
+                "pretrain_held_out_auc": (meta.get("held_out") or {}).get("auc"),
+                "source_data": (meta.get("data") or {}).get("source")}
     try:
         moved = transfer_weights(model, state, mode=cell.transfer, hybrid_stage=cfg.get("hybrid_stage", "block2"),
                                  spec=BACKBONES.get(cell.backbone),
@@ -172,8 +174,11 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
     if kept is not None:
         metrics["running_train_acc"] = kept["running_train_acc"]
     t_end = time.perf_counter()
+    data = {"target": dataset_summary(target)}
+    if weights.get("source_data"):
+        data["source"] = weights.pop("source_data")
     out = {**rec, "status": "ok", "metrics": metrics, "predictions": preds, "history": history,
-           "split": split, "weights": weights, "seeds": seeds, "grad_accum": grad_accum,
+           "split": split, "data": data, "weights": weights, "seeds": seeds, "grad_accum": grad_accum,
            "bn_recalibration": bn_recalibration(cell),
            "timing": {"setup_s": t_ready - t0, "finetune_s": t_trained - t_ready, "eval_s": t_end - t_trained,
                       "total_s": t_end - t0}}

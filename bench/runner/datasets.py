@@ -15,6 +15,12 @@ def _cached(name: str, options_json: str, image_size: int | tuple[int, int]) -> 
     return load_dataset(name, opts, image_size=image_size, root=root)
 
 
+def forget_datasets() -> None:
+    """Drop the datasets held in memory: a new run sees the data as it is on disk now (one process may run several
+    suites, or the same suite after its data changed)."""
+    _cached.cache_clear()
+
+
 def get_dataset(name: str, options: dict, image_size: int | list[int]) -> ArrayDataset:
     """``image_size``: a square side or ``[height, width]`` (as stored in cell configs)."""
     h, w = as_hw(image_size)

@@ -56,6 +56,7 @@ class RunSummary:
     pretrained: int = 0
     kept_failed: int = 0
     by_others: int = 0
+    blocked: int = 0  # cells left pending by --run-rest (their data or weights are missing)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 

@@ -26,6 +26,7 @@ from bench.data import ArrayDataset
 from bench.data.splits import finetune_split
 from bench.records import read_record, write_json_atomic
 from bench.runner.datasets import get_dataset
+from bench.runner.freshness import dataset_summary
 from bench.runner.seeds import pretrain_seeds
 from bench.train import fit, predict
 
@@ -77,7 +78,8 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
     os.replace(tmp, ckpt)
     meta = {"status": "ok", "cell_id": pretrain_id, "config": cfg, "held_out": held_out, "history": history,
             "n_train": int(len(train_idx)), "n_held_out": int(len(val_idx)),
-            "seconds": time.perf_counter() - t0, "seeds": seeds, "grad_accum": grad_accum, **details}
+            "seconds": time.perf_counter() - t0, "seeds": seeds, "grad_accum": grad_accum,
+            "data": {"source": dataset_summary(source)}, **details}
     write_json_atomic(meta_path, meta)
     return state, {**meta, "reused": False}
 

@@ -76,6 +76,18 @@ def _validate(world, name, raw) -> list[str]:
 
 
 # (id, argv(world), expected text in the message). The same table, with the messages, is docs/bad-inputs.md.
+def _changed_data(w) -> list[str]:
+    """A folder suite finished on 12 images, then two of them swap classes: its record must not be reused."""
+    data = w["dir"] / "changing"
+    if not data.exists():
+        shutil.copytree(w["imgs"], data, ignore=shutil.ignore_patterns("broken.png"))
+        raw = _variant(axes={"target": ["folder"], "ft_fraction": [0.5]}, data={"folder": {"root": str(data)}})
+        assert main(_run(w, "changing", raw, own_root=True)) == 0
+        (data / "benign" / "benign0.png").rename(data / "malignant" / "moved0.png")
+        (data / "malignant" / "malignant0.png").rename(data / "benign" / "moved1.png")
+    return _run(w, "changing", (w["dir"] / "changing.yaml").read_text(), own_root=True)
+
+
 CASES = [
     ("suite-name-typo", lambda w: ["run", "smok"], "unknown suite 'smok'. Did you mean: smoke?"),
     ("suite-file-missing", lambda w: ["validate", str(w["dir"] / "nope.yaml")], "nope.yaml: no such suite file"),
@@ -141,6 +153,13 @@ CASES = [
     ("status-of-a-folder-without-manifest", lambda w: ["status", str(w["dir"] / "notes")],
      "no _suite.json (written by 'bench run')"),
     ("report-of-an-empty-folder", lambda w: ["report", str(w["dir"] / "notes")], "no cell records (*.json) found"),
+    ("imagenet-weights-missing", lambda w: _run(w, "noweights", _variant(
+        axes={"source": ["random", "imagenet"], "ft_fraction": [0.5]}), own_root=True),
+     "1 of 2 cell(s) cannot start here:\n  ImageNet weights of 'toy_cnn' (1 cell(s)): no local ImageNet weights"),
+    ("validate-missing-data-root", lambda w: _validate(w, "vmias", _variant(axes={"target": ["mias", "synth-inbreast"]},
+                                                                            data={})),
+     "suite base: 1 of 2 cell(s) cannot start here:\n  data folder of 'mias' (1 cell(s)): dataset 'mias' needs its"),
+    ("data-changed-since", _changed_data, "were computed on other data or weights than the suite points at now"),
     ("imagenet-weights-path-missing", lambda w: _run(w, "weights", _variant(
         axes={"source": ["imagenet"], "ft_fraction": [0.5]}, weights={"toy_cnn": "/no/such/toy.pth"}), own_root=True),
      "ImageNet checkpoint for backbone 'toy_cnn' not found at /no/such/toy.pth"),

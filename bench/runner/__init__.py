@@ -109,9 +109,10 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: b
     blocked = blockers(suite, [j.cell for j in plan.cells if j.kind == "cell"])
     if blocked and not run_rest:
         n_pending = sum(1 for j in plan.cells if j.kind == "cell")
-        raise BlockedError(f"{format_blockers(blocked, n_pending)}\nNothing was computed. Fix the above, or pass "
-                           f"--run-rest to compute the other {n_pending - len({c for b in blocked for c in b.cells})}"
-                           " cell(s) now (the blocked ones stay pending).")
+        rest = n_pending - len({c for b in blocked for c in b.cells})
+        raise BlockedError(f"{format_blockers(blocked, n_pending)}\nNothing was computed. Fix the above"
+                           + (f", or pass --run-rest to compute the other {rest} cell(s) now (the blocked ones stay "
+                              "pending)." if rest else "."))
     blocked_ids = {c for b in blocked for c in b.cells}
     readable = {j.cell.cell_id for j in plan.cells if j.kind == "cell" and j.cell.cell_id not in blocked_ids}
     changed = changed_results(suite, results_root, skip=blocked_ids)

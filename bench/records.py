@@ -57,6 +57,21 @@ def record_path(results_dir: str | Path, cell_id: str) -> Path:
     return Path(results_dir) / f"{cell_id}.json"
 
 
+def pretrain_paths(results_root: str | Path, pretrain_id: str) -> tuple[Path, Path]:
+    """A source pre-training's checkpoint and its JSON sidecar: ``<results_root>/pretrain/<id>.pt`` and ``.json``."""
+    d = Path(results_root) / "pretrain"
+    return d / f"{pretrain_id}.pt", d / f"{pretrain_id}.json"
+
+
+def load_pretrained_meta(results_root: str | Path, pretrain_id: str) -> dict | None:
+    """The sidecar of a finished source pre-training (its checkpoint exists and the sidecar says ok), else None."""
+    ckpt, meta = pretrain_paths(results_root, pretrain_id)
+    if not ckpt.exists():
+        return None
+    rec = read_record(meta)
+    return rec if rec and rec.get("status") == "ok" else None
+
+
 def read_record(path: str | Path) -> dict | None:
     """A record, or None if the file is missing or not a complete record."""
     try:

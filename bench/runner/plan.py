@@ -13,8 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.records import read_record, record_path
-from bench.runner.pretrain import load_pretrained_meta, pretrain_paths
+from bench.records import load_pretrained_meta, pretrain_paths, read_record, record_path
 from bench.suite import Cell, Suite
 
 

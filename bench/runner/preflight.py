@@ -46,7 +46,12 @@ def _weights_problem(backbone: str, explicit: str | None) -> str | None:
     """Why ``source: imagenet`` cannot load this backbone's weights here (None when it can). Loads nothing."""
     from pathlib import Path
 
-    from bench.backbones._base import DOWNLOAD_ENV, WeightsNotFoundError, imagenet_location, imagenet_state_dict
+    from bench.backbones._base import (
+        DOWNLOAD_ENV,
+        WeightsNotFoundError,
+        imagenet_location,
+        imagenet_state_dict,
+    )
 
     if explicit:
         return None if Path(explicit).is_file() else (f"ImageNet checkpoint for backbone {backbone!r} not found at "

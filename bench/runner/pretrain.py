@@ -19,29 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.analysis.metrics import binary_metrics
 from bench.backbones import BACKBONES, create_backbone
 from bench.backbones._base import load_checkpoint
 from bench.data import ArrayDataset
 from bench.data.splits import finetune_split
-from bench.records import read_record, write_json_atomic
+from bench.records import load_pretrained_meta, pretrain_paths, write_json_atomic
 from bench.runner.datasets import get_dataset
 from bench.runner.freshness import dataset_summary
 from bench.runner.seeds import pretrain_seeds
 from bench.train import fit, predict
-
-
-def pretrain_paths(results_root: str | Path, pretrain_id: str) -> tuple[Path, Path]:
-    d = Path(results_root) / "pretrain"
-    return d / f"{pretrain_id}.pt", d / f"{pretrain_id}.json"
-
-
-def load_pretrained_meta(results_root, pretrain_id) -> dict | None:
-    ckpt, meta = pretrain_paths(results_root, pretrain_id)
-    if not ckpt.exists():
-        return None
-    rec = read_record(meta)
-    return rec if rec and rec.get("status") == "ok" else None
 
 
 def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, log=print,
@@ -67,6 +53,8 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
     model, history, details = recipe(cfg, source, train_idx, val_idx, seeds=seeds, grad_accum=grad_accum, log=log)
     held_out = None
     if len(val_idx):
+        from bench.analysis.metrics import binary_metrics
+
         scores = predict(model, source.images[val_idx], mean=spec.mean, std=spec.std)
         held_out = binary_metrics(source.labels[val_idx], scores)
         log(f"  held-out source AUC {held_out['auc']:.3f}")

@@ -9,8 +9,10 @@ warm-up and number of epochs (see :class:`Stage`). ``trainable`` is one of
   gamma, "FT": everything before gamma frozen), e.g. ``from:block3``;
 - a list of stage names (``conv1``, ``block1`` .. ``block4``, ``head``).
 
+Stage names are the backbone's (``BackboneSpec.stage_names``): conv1, block1 .. block4 for every built-in, fewer
+or others for a plugin; a suite's are checked against each of its backbones when it is loaded.
 Stages are mapped to parameters by :func:`bench.backbones.stage_of_tensors` (a traced forward pass):
-``conv1`` includes the whole stem, and everything that runs after ``block4`` (EfficientNet's
+``conv1`` includes the whole stem, and everything that runs after the last stage (``block4``; EfficientNet's
 ``conv_head``, VGG's ``pre_logits``, pooling, the classifier) is the ``head``.
 
 Frozen means ``requires_grad = False`` (the optimiser never sees the parameter, so weight decay does not
@@ -98,30 +100,44 @@ HEAD_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def parse_trainable(trainable: str | Sequence[str]) -> tuple[str, ...] | str:
-    """Check a ``trainable`` value; raise ValueError with the valid forms. Returns it normalised."""
+def parse_trainable(trainable: str | Sequence[str], stages: Sequence[str] | None = None) -> tuple[str, ...] | str:
+    """Check a ``trainable`` value; raise ValueError with the valid forms. Returns it normalised.
+
+    ``stages`` are the network's stage names (``BackboneSpec.stage_names``; conv1 .. block4 for every built-in).
+    Without them only the form is checked: a suite is parsed before its backbones are known, and the stages it
+    names are checked against each backbone's by :func:`bench.backbones.check.check_suite_stages`.
+    """
     forms = "'all', 'head', 'from:<stage>' or a list of stage names"
-    names = (*STAGE_NAMES, HEAD)
+
+    def unknown(name) -> bool:  # not a stage (of ``stages``), or not even shaped like a stage name
+        if stages is None:
+            return not isinstance(name, str) or not name or ":" in name or any(c.isspace() for c in name)
+        return name not in (*stages, HEAD)
+
+    listed = ", ".join(stages) if stages is not None else "the backbone's (conv1, block1 .. block4 for the built-ins)"
     if isinstance(trainable, str):
         if trainable in ("all", HEAD):
             return trainable
         if trainable.startswith("from:"):
             stage = trainable[len("from:"):]
-            if stage not in STAGE_NAMES:
-                raise ValueError(f"trainable {trainable!r}: unknown stage {stage!r}{_did_you_mean(stage, STAGE_NAMES)}"
-                                 f" Stages: {', '.join(STAGE_NAMES)}.")
+            if stage == HEAD:
+                raise ValueError(f"trainable {trainable!r}: write 'head' to train the classifier only")
+            if unknown(stage):
+                raise ValueError(f"trainable {trainable!r}: unknown stage {stage!r}"
+                                 f"{_did_you_mean(stage, stages or STAGE_NAMES)} Stages: {listed}.")
             return trainable
-        if trainable in names:
+        if not unknown(trainable):
             return (trainable,)
-        raise ValueError(f"trainable {trainable!r} is not {forms}{_did_you_mean(trainable, ('all', HEAD, *names))}"
-                         f" Stages: {', '.join(STAGE_NAMES)}.")
+        raise ValueError(f"trainable {trainable!r} is not {forms}"
+                         f"{_did_you_mean(trainable, ('all', HEAD, *(stages or STAGE_NAMES)))} Stages: {listed}.")
     items = tuple(trainable)
     if not items:
         raise ValueError(f"trainable is an empty list: nothing would train. Use {forms}.")
     for s in items:
-        if s not in names:
+        if unknown(s):
+            names = (*(stages or STAGE_NAMES), HEAD)
             raise ValueError(f"trainable: unknown stage {s!r}{_did_you_mean(str(s), names)}"
-                             f" Stages: {', '.join(names)}.")
+                             f" Stages: {', '.join(names) if stages is not None else listed + ', head'}.")
     return items
 
 
@@ -168,13 +184,15 @@ def trainable_parameters(model: nn.Module, trainable: str | Sequence[str], spec:
     names = [n for n, _ in model.named_parameters()]
     if trainable == "all":
         return set(names)
-    from bench.backbones import stage_of_tensors
+    from bench.backbones import stage_names, stage_of_tensors
 
+    stages = stage_names(model, spec)
+    trainable = parse_trainable(trainable, stages)  # a stage this network lacks is an error, never "train nothing"
     stage_of = stage_of_tensors(model, spec)
     if trainable == HEAD:
         wanted = {HEAD}
     elif isinstance(trainable, str):  # from:<stage>
-        order = (*STAGE_NAMES, HEAD)
+        order = (*stages, HEAD)
         wanted = set(order[order.index(trainable[len("from:"):]):])
     else:
         wanted = set(trainable)

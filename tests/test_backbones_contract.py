@@ -2,8 +2,9 @@
 
 Each backbone (built-ins, installed plugins, and a ``timm:<model>`` example) must: build for any number
 of classes, declare stages whose channels (and strides) are what its forward pass produces, build a
-slim hybrid network that takes the pretrained weights up to block2, replace its head, and freeze up
-to a stage so that an optimiser step changes only what stays trainable. Small CPU inputs throughout.
+slim hybrid network that takes the pretrained weights up to block2 (a plugin with fewer than five stages: up to
+its last stage but one, at most its third), replace its head, and freeze up to that stage so that an optimiser
+step changes only what stays trainable. Small CPU inputs throughout.
 """
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ def _side(name: str) -> int:
     return max(32, BACKBONES.get(name).min_size)
 
 
+def _split_stage(name: str) -> int:
+    """Index of the stage the hybrid and freezing checks cut at: block2 (2) of five stages, else the last but one
+    stage at most the third (a one-stage network has nothing after its stage to slim or to keep trainable)."""
+    n = len(BACKBONES.get(name).stage_names)
+    if n < 2:
+        pytest.skip(f"{name} has one stage: nothing to slim or keep trainable after it")
+    return min(2, n - 2)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_gives_one_logit_per_class(name, built):
     torch.set_num_threads(1)
@@ -60,7 +70,7 @@ def test_forward_gives_one_logit_per_class(name, built):
 @pytest.mark.parametrize("name", NAMES)
 def test_declared_stages_are_what_the_forward_pass_produces(name, built):
     spec = BACKBONES.get(name)
-    assert len(spec.stages) == len(spec.channels) == len(spec.reductions) == 5
+    assert len(spec.stages) == len(spec.channels) == len(spec.reductions) == len(spec.stage_names) >= 1
     shapes = stage_shapes(built(name), spec)
     assert [s[0] for s in shapes.values()] == list(spec.channels)
     side = max(32, spec.min_size)
@@ -73,9 +83,10 @@ def test_declared_stages_are_what_the_forward_pass_produces(name, built):
 def test_every_named_stage_owns_parameters(name, built):
     """VGG's last max-pool was "block4" until 2026-12-04, so `trainable: from:block4` trained no convolution."""
     model = built(name)
+    names = set(BACKBONES.get(name).stage_names)
     stage_of = stage_of_tensors(model, BACKBONES.get(name))
     owned = {stage_of[k] for k, _ in model.named_parameters()}
-    assert set(STAGE_NAMES) <= owned, f"{name}: stages without parameters: {set(STAGE_NAMES) - owned}"
+    assert names <= owned, f"{name}: stages without parameters: {names - owned}"
 
 
 @pytest.mark.slow
@@ -94,19 +105,21 @@ def test_timm_backbones_get_stages_that_own_parameters(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_hybrid_keeps_pretrained_stages_and_slims_the_rest(name, built):
     spec = BACKBONES.get(name)
+    i = _split_stage(name)
+    names, stage = spec.stage_names, spec.stage_names[i]  # block2 for five stages
     source = built(name)
     torch.manual_seed(1)
-    hybrid = create_hybrid(name, 3, stage="block2", width=0.5)
-    info = transfer_weights(hybrid, source.state_dict(), mode="hybrid", hybrid_stage="block2")
+    hybrid = create_hybrid(name, 3, stage=stage, width=0.5)
+    info = transfer_weights(hybrid, source.state_dict(), mode="hybrid", hybrid_stage=stage)
     # later stages have half the declared channels, measured on the network itself
     shapes = stage_shapes(hybrid, spec)
-    assert [shapes[s][0] for s in STAGE_NAMES[:3]] == list(spec.channels[:3])
-    assert [shapes[s][0] for s in STAGE_NAMES[3:]] == [round(c / 2) for c in spec.channels[3:]]
-    assert info["slimmed"] == {s: [c, round(c / 2)] for s, c in zip(STAGE_NAMES[3:], spec.channels[3:])}
-    # every tensor up to block2 is the source's, none after it
+    assert [shapes[s][0] for s in names[:i + 1]] == list(spec.channels[:i + 1])
+    assert [shapes[s][0] for s in names[i + 1:]] == [round(c / 2) for c in spec.channels[i + 1:]]
+    assert info["slimmed"] == {s: [c, round(c / 2)] for s, c in zip(names[i + 1:], spec.channels[i + 1:])}
+    # every tensor up to the stage is the source's, none after it
     prefix = getattr(hybrid, "bench_source_prefix", "")
     src, stages = source.state_dict(), stage_of_tensors(hybrid, spec)
-    upto = [k for k, s in stages.items() if s in STAGE_NAMES[:3]]
+    upto = [k for k, s in stages.items() if s in names[:i + 1]]
     assert upto and info["loaded"] == len(upto)
     for k in upto:
         assert torch.equal(hybrid.state_dict()[k], src[k[len(prefix):]]), k
@@ -132,9 +145,11 @@ def test_head_replacement_changes_only_the_classifier(name, built):
 def test_frozen_parameters_stay_put_and_trainable_ones_move(name, built):
     torch.manual_seed(0)
     torch.set_num_threads(1)
+    i = _split_stage(name)
+    names = BACKBONES.get(name).stage_names
     model = copy.deepcopy(built(name)).train()
-    frozen = set(freeze_up_to(model, "block2"))
-    trainable = parameters_after(model, "block2")
+    frozen = set(freeze_up_to(model, names[i]))  # block2 for five stages
+    trainable = parameters_after(model, names[i])
     assert frozen and trainable
     assert {id(p) for p in trainable} == {id(p) for p in model.parameters() if p.requires_grad}
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
@@ -145,7 +160,7 @@ def test_frozen_parameters_stay_put_and_trainable_ones_move(name, built):
     changed = {k for k, p in model.named_parameters() if not torch.equal(p, before[k])}
     assert not changed & frozen
     mods = stage_modules(model, BACKBONES.get(name))
-    for stage in ("block3", "block4", "head"):
+    for stage in (*names[i + 1:], "head"):  # block3, block4, head for five stages
         owned = {id(q) for m in mods[stage] for q in m.parameters(recurse=False)}
         names = {k for k, p in model.named_parameters() if id(p) in owned}
         assert not names or names & changed, f"no parameter of {stage} changed"  # vgg's block4 is a max-pool

@@ -2,9 +2,12 @@
 
 A backbone is a factory plus what the harness needs to know about the network it builds:
 
-* ``create(num_classes, *, in_chans=3) -> nn.Module``, randomly initialised from torch's global RNG;
-* five named stages (conv1, block1 .. block4, or the architecture's equivalent) in forward order,
-  with the channel count and the stride (reduction) of each stage's output;
+* ``create(num_classes, *, in_chans=3) -> nn.Module``, randomly initialised from torch's global RNG, whose
+  ``forward(x)`` maps ``(N, in_chans, H, W)`` float images to ``(N, num_classes)`` logits (one tensor);
+* its stages in forward order: one or more submodules, each with the channel count and the stride (reduction)
+  of its output. A stage's name is what suites write (``hybrid_stage``, ``trainable: from:<stage>``): by default
+  ``conv1, block1 .. block<N-1>`` (five stages: conv1, block1 .. block4, what the built-ins have), or the spec's
+  own ``stage_names``;
 * the input it expects: ``mean``/``std`` per RGB channel, ``min_size`` and nominal ``input_size``;
 * ``head``: the classifier's module name (``reset_head`` replaces it);
 * where ImageNet weights come from (``imagenet``, ``timm_name``, ``weights_from``/``adapt_weights``);
@@ -35,6 +38,18 @@ from bench.registry import PluginError, Registry
 WEIGHTS_ENV = "BENCH_WEIGHTS_DIR"
 DOWNLOAD_ENV = "BENCH_ALLOW_DOWNLOAD"
 STAGE_NAMES = ("conv1", "block1", "block2", "block3", "block4")
+"""The stage names of a five-stage backbone (every built-in): what suites and records have always used."""
+RESERVED_STAGE_NAMES = ("all", "head")
+
+
+def default_stage_names(n: int) -> tuple[str, ...]:
+    """Names of ``n`` stages when a spec declares none: ``conv1, block1 .. block<n-1>`` (:data:`STAGE_NAMES` for 5)."""
+    return ("conv1", *(f"block{i}" for i in range(1, n)))[:n]
+
+
+def spec_stage_names(spec: BackboneSpec) -> tuple[str, ...]:
+    """A spec's stage names: its ``stage_names``, else :func:`default_stage_names` of its number of stages."""
+    return tuple(spec.stage_names) or default_stage_names(len(spec.stages))
 
 
 class WeightsNotFoundError(UserError, FileNotFoundError):
@@ -49,10 +64,11 @@ class BackboneSpec:
         name: registry name (what suites write in ``axes.backbone``).
         create: ``create(num_classes, *, in_chans=3) -> nn.Module``, randomly initialised from torch's
             global RNG. A factory without ``in_chans`` works for 3-channel input.
-        stages: module names of conv1, block1 .. block4 in forward order (``model.get_submodule(name)``);
-            if empty they are read from the model's timm ``feature_info`` when the spec is registered.
-        channels: output channels of each stage.
-        reductions: stride of each stage's output relative to the input (e.g. 2, 4, 8, 16, 32).
+        stages: module names of the stages in forward order (``model.get_submodule(name)``), one or more; each
+            module's output is that stage's feature map ``(N, C, H, W)``. If empty they are read from the model's
+            timm ``feature_info`` when the spec is registered (its deepest five taps, or all if fewer).
+        channels: output channels of each stage (one entry per stage).
+        reductions: stride of each stage's output relative to the input (e.g. 2, 4, 8, 16, 32; one per stage).
         mean, std: per-channel input normalisation (RGB; gray images are repeated into 3 channels).
         min_size: smallest input side the network accepts.
         input_size: nominal input side of its ImageNet weights (MorphHR: twice resnet18's).
@@ -65,6 +81,9 @@ class BackboneSpec:
         create_slim: ``create_slim(num_classes, stage, width, *, in_chans=3)``: the same network whose
             stages after ``stage`` have ``width`` x their channels (architecture-native hybrid slimming);
             ``None``: the generic slim top of :mod:`bench.backbones.hybrid`.
+        stage_names: what suites call the stages (``hybrid_stage``, ``from:<stage>``), one per stage: Python
+            identifiers other than ``all`` and ``head``. Empty: ``conv1, block1 .. block<N-1>`` for N stages
+            (conv1, block1 .. block4 for five); filled in when the spec is registered.
     """
 
     name: str
@@ -84,11 +103,12 @@ class BackboneSpec:
     create_slim: Callable[..., nn.Module] | None = None
     description: str = ""
     extra: dict = field(default_factory=dict)
+    stage_names: tuple[str, ...] = ()
 
     def stage_table(self) -> list[dict]:
         """``[{"stage": "conv1", "module": ..., "channels": ..., "reduction": ...}, ...]``."""
         return [{"stage": s, "module": m, "channels": c, "reduction": r}
-                for s, m, c, r in zip(STAGE_NAMES, self.stages, self.channels, self.reductions)]
+                for s, m, c, r in zip(spec_stage_names(self), self.stages, self.channels, self.reductions)]
 
 
 def _call_create(create: Callable[..., nn.Module], num_classes: int, in_chans: int) -> nn.Module:
@@ -111,16 +131,17 @@ def probe_stages(create: Callable[..., nn.Module]) -> dict:
     info = getattr(model, "feature_info", None)
     if info is None:
         raise ValueError(f"{type(model).__name__} has no timm feature_info: declare BackboneSpec.stages, "
-                         "channels and reductions (module names of conv1, block1 .. block4)")
+                         "channels and reductions (the module names of its stages, in forward order)")
     info = [dict(f) for f in info]
     kept = nonempty_taps(model, [f["module"] for f in info])
     dropped = len(info) - len(kept)
     info = [f for f in info if f["module"] in kept]
-    if len(info) < len(STAGE_NAMES):
-        raise ValueError(f"{type(model).__name__} has {len(info)} feature stages in feature_info; bench needs "
-                         f"{len(STAGE_NAMES)} ({', '.join(STAGE_NAMES)})")
-    # More than five taps: keep the deepest five (usually strides 2, 4, 8, 16, 32). A tap that adds no parameter
-    # (VGG's last max-pool) was dropped above: a stage must own layers, or "train from block4" trains nothing.
+    if not info:
+        raise ValueError(f"{type(model).__name__} has no feature stage that owns parameters in feature_info: "
+                         "declare BackboneSpec.stages, channels and reductions")
+    # More than five taps: keep the deepest five (usually strides 2, 4, 8, 16, 32); fewer: all of them. A tap that
+    # adds no parameter (VGG's last max-pool) was dropped above: a stage must own layers, or "train from block4"
+    # trains nothing.
     info = info[-len(STAGE_NAMES):]
     cfg = getattr(model, "pretrained_cfg", None) or {}
     out = {"stages": tuple(f["module"] for f in info), "channels": tuple(int(f["num_chs"]) for f in info),
@@ -173,12 +194,36 @@ def as_spec(name: str, obj: object) -> BackboneSpec:
             raise PluginError("backbone", name, f"backbone {name!r}: cannot determine its stages: {exc}") from exc
         extra = {**probed.pop("extra", {}), **spec.extra}
         spec = dataclasses.replace(spec, extra=extra, **{k: v for k, v in probed.items() if not getattr(spec, k)})
-    if len(spec.stages) != len(STAGE_NAMES) or len(spec.channels) != len(STAGE_NAMES) \
-            or len(spec.reductions) != len(STAGE_NAMES):
-        raise PluginError("backbone", name, f"backbone {name!r}: stages, channels and reductions must each have "
-                          f"{len(STAGE_NAMES)} entries ({', '.join(STAGE_NAMES)}); got {spec.stages}, "
-                          f"{spec.channels}, {spec.reductions}")
-    return spec
+    problem = _stage_problem(spec)
+    if problem:
+        raise PluginError("backbone", name, f"backbone {name!r}: {problem}")
+    return dataclasses.replace(spec, stages=tuple(spec.stages), channels=tuple(spec.channels),
+                               reductions=tuple(spec.reductions), stage_names=spec_stage_names(spec))
+
+
+def _stage_problem(spec: BackboneSpec) -> str | None:
+    """What is wrong with a spec's stages (lengths, names), or None."""
+    import re
+
+    lengths = {"stages": len(spec.stages), "channels": len(spec.channels), "reductions": len(spec.reductions)}
+    if spec.stage_names:
+        lengths["stage_names"] = len(spec.stage_names)
+    if len(set(lengths.values())) != 1 or not spec.stages:
+        fields = list(lengths)
+        return (f"{', '.join(fields[:-1])} and {fields[-1]} must have the same number of entries, one per stage in "
+                "forward order (1 or more); got "
+                + ", ".join(f"{n} {k} {tuple(getattr(spec, k))}" for k, n in lengths.items()))
+    names = list(spec_stage_names(spec))
+    for s in names:
+        if not isinstance(s, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s) or s in RESERVED_STAGE_NAMES \
+                or hasattr(nn.Module, s):
+            return (f"stage name {s!r} in stage_names {tuple(names)}: use a Python identifier (letters, digits, "
+                    f"'_') other than {', '.join(map(repr, RESERVED_STAGE_NAMES))} and nn.Module's attributes")
+    dup = sorted({s for s in names if names.count(s) > 1})
+    if dup:
+        return (f"stage_names {tuple(names)} name {', '.join(map(repr, dup))} more than once; give each stage its "
+                "own name")
+    return None
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", group="bench.backbones", coerce=as_spec)

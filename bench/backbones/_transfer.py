@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from bench.backbones._base import STAGE_NAMES
-from bench.backbones.stages import _spec_for, stage_boundaries, stage_of_tensors
+from bench.backbones.stages import _spec_for, stage_boundaries, stage_names, stage_of_tensors
 
 __all__ = ["MIN_MATCHED", "PartialWeightsError", "STAGE_NAMES", "stage_boundaries", "transfer_weights"]
 
@@ -50,11 +50,13 @@ def transfer_weights(model: nn.Module, state: dict, *, mode: str = "full", hybri
     prefix = getattr(model, "bench_source_prefix", "")
     boundary = None
     if mode == "hybrid":
-        if hybrid_stage not in STAGE_NAMES:
-            raise ValueError(f"hybrid_stage must be one of {', '.join(STAGE_NAMES)}; got {hybrid_stage!r}")
         spec = _spec_for(model, spec or tuple(stages) or None)
+        names = stage_names(model, spec)
+        if hybrid_stage not in names:
+            raise ValueError(f"hybrid_stage must be one of {', '.join(names)} (the stages of this network); got "
+                             f"{hybrid_stage!r}")
         boundary = stage_boundaries(model, spec)[hybrid_stage]
-        upto = set(STAGE_NAMES[: STAGE_NAMES.index(hybrid_stage) + 1])
+        upto = set(names[: names.index(hybrid_stage) + 1])
         allowed = {k for k, s in stage_of_tensors(model, spec).items() if s in upto}
     elif mode == "full":
         allowed = set(keys)

@@ -12,8 +12,9 @@ randomly initialised later stages with ``width`` x their channels and a new head
   stage's declared channels and its declared stride, then global average pooling and a linear head.
   This is Transfusion's CBR family used as the "lightweight top"; it needs (N, C, H, W) feature maps.
 
-``width=1`` (or ``stage="block4"``) means no slimming: the backbone's own architecture, whose layers
-after ``stage`` are re-initialised by the transfer (the behaviour before slimming existed).
+``width=1`` (or ``stage`` = the last stage, ``"block4"`` of a five-stage backbone) means no slimming: the
+backbone's own architecture, whose layers after ``stage`` are re-initialised by the transfer (the behaviour
+before slimming existed). ``stage`` is one of the backbone's stage names (``BackboneSpec.stage_names``).
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from bench.backbones._base import BACKBONES, STAGE_NAMES, BackboneSpec, _call_create
-from bench.backbones.stages import _trace, stage_shapes
+from bench.backbones._base import BACKBONES, BackboneSpec, _call_create, spec_stage_names
+from bench.backbones.stages import _trace, stage_boundaries, stage_shapes
 
 DEFAULT_WIDTH = 0.5
 
@@ -49,7 +50,7 @@ class Trunk(nn.Module):
     def __init__(self, body: nn.Module, last: str, spec: BackboneSpec):
         super().__init__()
         first, ends, _ = _trace(body, spec)
-        end = ends[dict(zip(spec.stages, STAGE_NAMES))[last]]
+        end = ends[{module: stage for stage, module in stage_boundaries(body, spec).items()}[last]]
         ran = [n for n, i in first.items() if i <= end]
         later = [n for n, _ in body.named_modules() if n and first.get(n, end + 1) > end
                  and not any(r.startswith(n + ".") for r in ran)]
@@ -81,14 +82,15 @@ class SlimHybrid(nn.Module):
 
     def __init__(self, spec: BackboneSpec, num_classes: int, stage: str, width: float, in_chans: int = 3):
         super().__init__()
-        i = STAGE_NAMES.index(stage)
+        names = spec_stage_names(spec)
+        i = names.index(stage)
         self.trunk = Trunk(_call_create(spec.create, num_classes, in_chans), spec.stages[i], spec)
         cin = spec.channels[i]
         blocks = OrderedDict()
-        for j in range(i + 1, len(STAGE_NAMES)):
+        for j in range(i + 1, len(names)):
             cout = max(1, round(spec.channels[j] * width))
             stride = max(1, spec.reductions[j] // max(1, spec.reductions[j - 1]))
-            blocks[STAGE_NAMES[j]] = _cbr_stage(cin, cout, stride)
+            blocks[names[j]] = _cbr_stage(cin, cout, stride)
             cin = cout
         self.top = nn.Sequential(blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -98,7 +100,8 @@ class SlimHybrid(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
-        self.bench_stages = tuple(f"trunk.body.{m}" for m in spec.stages[: i + 1]) + tuple(f"top.{s}" for s in blocks)
+        self.bench_stages = {**{s: f"trunk.body.{m}" for s, m in zip(names[: i + 1], spec.stages)},
+                             **{s: f"top.{s}" for s in blocks}}  # stage name -> module name
         self.bench_source_prefix = "trunk.body."
         self.bench_min_size = spec.min_size
 
@@ -127,12 +130,14 @@ def create_hybrid(name: str, num_classes: int = 2, *, stage: str = "block2", wid
     its summary then includes ``model.bench_hybrid``: the slimming method and, per later stage, the
     original and the new channel count.
     """
-    if stage not in STAGE_NAMES:
-        raise ValueError(f"hybrid stage must be one of {', '.join(STAGE_NAMES)}; got {stage!r}")
+    spec = BACKBONES.get(name)
+    names = spec_stage_names(spec)
+    if stage not in names:
+        raise ValueError(f"hybrid stage must be one of {', '.join(names)} (the stages of backbone {name!r}); "
+                         f"got {stage!r}")
     if not 0 < width <= 1:
         raise ValueError(f"hybrid width must be in (0, 1] (0.5 = half the channels after the stage); got {width!r}")
-    spec = BACKBONES.get(name)
-    if width == 1 or stage == STAGE_NAMES[-1]:
+    if width == 1 or stage == names[-1]:
         model, method = _call_create(spec.create, num_classes, in_chans), "none"
     elif spec.create_slim is not None:
         model = (spec.create_slim(num_classes, stage, width) if in_chans == 3
@@ -142,7 +147,7 @@ def create_hybrid(name: str, num_classes: int = 2, *, stage: str = "block2", wid
         model, method = SlimHybrid(spec, num_classes, stage, width, in_chans), "generic conv-BN-ReLU top"
     model.bench_backbone = name
     shapes = stage_shapes(model, spec)
-    later = STAGE_NAMES[STAGE_NAMES.index(stage) + 1:]
+    later = names[names.index(stage) + 1:]
     model.bench_hybrid = {"width": width, "slim": method,
-                          "slimmed": {s: [spec.channels[STAGE_NAMES.index(s)], int(shapes[s][0])] for s in later}}
+                          "slimmed": {s: [spec.channels[names.index(s)], int(shapes[s][0])] for s in later}}
     return model

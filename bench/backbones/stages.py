@@ -1,14 +1,16 @@
-"""Named stages of a network (conv1, block1 .. block4, head) and what belongs to each.
+"""Named stages of a network (conv1, block1 .. block4, head; or the backbone's own) and what belongs to each.
 
 The training modes (frozen backbone, unfreeze from a stage, staged schedules), hybrid transfer and
 per-layer analyses all ask the same question: *which parameters sit up to, or after, a stage?* The
 answer here comes from one traced forward pass on a tiny input (forward hooks record the order in
 which modules run), so it holds for any ``nn.Module`` whatever order it registers its children in.
 A module belongs to the first stage whose module has finished when it first runs; modules that run
-after block4 (pooling, classifier) are the ``"head"``.
+after the last stage (pooling, classifier) are the ``"head"``. A backbone has one or more stages; their names are
+its spec's (``BackboneSpec.stage_names``: conv1, block1 .. block4 for the five stages of every built-in).
 
 Public helpers (``spec`` may be omitted for networks made by ``create_backbone``/``create_hybrid``)::
 
+    stage_names(model, spec)              ("conv1", "block1", ..., "block4"): the network's stages in order
     stage_modules(model, spec)            {"conv1": [modules], ..., "block4": [...], "head": [...]}
     stage_of_tensors(model, spec)         {state_dict key: stage}
     parameters_after(model, "block2")     parameters of block3, block4 and the head (what stays trainable)
@@ -25,18 +27,18 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from bench.backbones._base import STAGE_NAMES
+from bench.backbones._base import STAGE_NAMES, default_stage_names, spec_stage_names
 
 if TYPE_CHECKING:
     from bench.backbones._base import BackboneSpec
 
 HEAD = "head"
-ALL_STAGES = STAGE_NAMES + (HEAD,)
+ALL_STAGES = STAGE_NAMES + (HEAD,)  # those of a five-stage backbone
 _FALLBACK_SIZE = 96  # a side every built-in accepts (inception_v3 needs >= 75)
 
 
 def _spec_for(model: nn.Module, spec: BackboneSpec | tuple[str, ...] | None) -> BackboneSpec | tuple | None:
-    """``spec`` as given (a spec or a tuple of five stage module names), else the spec of the backbone
+    """``spec`` as given (a spec or a tuple of stage module names), else the spec of the backbone
     the model was created from (``create_backbone`` tags its networks with ``bench_backbone``)."""
     if spec:
         return spec
@@ -49,26 +51,32 @@ def _spec_for(model: nn.Module, spec: BackboneSpec | tuple[str, ...] | None) -> 
 
 
 def stage_boundaries(model: nn.Module, stages: tuple[str, ...] | BackboneSpec | None = ()) -> dict[str, str]:
-    """Map conv1, block1 .. block4 to module names.
+    """Map each stage name (conv1, block1 .. block4 for five stages) to its module name, in forward order.
 
-    From, in order: the model's own ``bench_stages`` (networks built by ``create_hybrid``), ``stages``
-    (a tuple of five module names or a spec), timm's ``feature_info`` (deepest five taps).
+    From, in order: the model's own ``bench_stages`` (networks built by ``create_hybrid``: a mapping, or a tuple of
+    module names), ``stages`` (a spec, with its ``stage_names``; or a tuple of module names, named conv1,
+    block1 ..), timm's ``feature_info`` (its deepest five taps that own parameters, or all if fewer).
     """
     own = getattr(model, "bench_stages", None)
     if own:
-        return dict(zip(STAGE_NAMES, own))
+        return dict(own) if isinstance(own, dict) else dict(zip(default_stage_names(len(own)), own))
     if stages is not None and not isinstance(stages, (tuple, list)):
-        stages = stages.stages
+        return dict(zip(spec_stage_names(stages), stages.stages))
     if not stages:
         info = getattr(model, "feature_info", None)
         if info is None:
             raise ValueError(f"{type(model).__name__} has no timm feature_info; declare BackboneSpec.stages")
         from bench.backbones._base import nonempty_taps
 
-        stages = tuple(nonempty_taps(model, [f["module"] for f in info]))
-    if len(stages) < len(STAGE_NAMES):
-        raise ValueError(f"need {len(STAGE_NAMES)} stages ({', '.join(STAGE_NAMES)}), got {list(stages)}")
-    return dict(zip(STAGE_NAMES, stages[-len(STAGE_NAMES):]))
+        stages = tuple(nonempty_taps(model, [f["module"] for f in info]))[-len(STAGE_NAMES):]
+    if not stages:
+        raise ValueError(f"{type(model).__name__}: no stage module to map; declare BackboneSpec.stages")
+    return dict(zip(default_stage_names(len(stages)), stages))
+
+
+def stage_names(model: nn.Module, spec: BackboneSpec | None = None) -> tuple[str, ...]:
+    """The network's stage names in forward order (conv1, block1 .. block4 for a five-stage backbone)."""
+    return tuple(stage_boundaries(model, _spec_for(model, spec)))
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -118,18 +126,18 @@ def _trace(model: nn.Module, spec) -> tuple[dict[str, int], dict[str, int], dict
         for h in handles:
             h.remove()
         model.train(was_training)
-    missing = [s for s in STAGE_NAMES if s not in ends]
+    missing = [s for s in bounds if s not in ends]
     if missing:
         raise ValueError(f"stage module(s) {', '.join(repr(bounds[s]) for s in missing)} ({', '.join(missing)}) "
                          f"never ran in {type(model).__name__}'s forward; fix BackboneSpec.stages")
-    return first, ends, shapes
+    return first, {s: ends[s] for s in bounds}, shapes  # ends in the stages' order
 
 
 def _stage_of(index: int | None, ends: dict[str, int]) -> str:
     if index is None:
         return HEAD
-    for stage in STAGE_NAMES:
-        if index <= ends[stage]:
+    for stage, end in ends.items():
+        if index <= end:
             return stage
     return HEAD
 
@@ -138,7 +146,7 @@ def stage_modules(model: nn.Module, spec: BackboneSpec | None = None) -> dict[st
     """The modules owning parameters or buffers, grouped by stage (conv1 .. block4, then ``"head"``)."""
     spec = _spec_for(model, spec)
     first, ends, _ = _trace(model, spec)
-    out: dict[str, list[nn.Module]] = {s: [] for s in ALL_STAGES}
+    out: dict[str, list[nn.Module]] = {s: [] for s in (*ends, HEAD)}
     for name, mod in model.named_modules():
         if any(True for _ in mod.parameters(recurse=False)) or any(True for _ in mod.buffers(recurse=False)):
             out[_stage_of(first.get(name), ends)].append(mod)
@@ -155,8 +163,8 @@ def stage_of_tensors(model: nn.Module, spec: BackboneSpec | None = None) -> dict
 
 def parameters_after(model: nn.Module, stage: str, spec: BackboneSpec | None = None) -> list[nn.Parameter]:
     """Parameters of every stage strictly after ``stage`` (the head included): what stays trainable."""
-    _check_stage(stage)
-    keep = set(ALL_STAGES[ALL_STAGES.index(stage) + 1:])
+    order = _check_stage(stage, model, spec)
+    keep = set(order[order.index(stage) + 1:])
     mods = stage_modules(model, spec)
     return [p for s in keep for m in mods[s] for p in m.parameters(recurse=False)]
 
@@ -167,9 +175,9 @@ def freeze_up_to(model: nn.Module, stage: str, spec: BackboneSpec | None = None)
     Give only ``[p for p in model.parameters() if p.requires_grad]`` (or :func:`parameters_after`) to the
     optimiser, and keep the frozen stages' BatchNorm layers in eval mode (see the module docstring).
     """
-    _check_stage(stage)
+    order = _check_stage(stage, model, spec)
     stages = stage_of_tensors(model, spec)
-    upto = set(ALL_STAGES[: ALL_STAGES.index(stage) + 1])
+    upto = set(order[: order.index(stage) + 1])
     frozen = []
     for name, p in model.named_parameters():
         if stages[name] in upto:
@@ -180,10 +188,13 @@ def freeze_up_to(model: nn.Module, stage: str, spec: BackboneSpec | None = None)
 
 def stage_shapes(model: nn.Module, spec: BackboneSpec | None = None) -> dict[str, tuple]:
     """Output shape ``(C, H, W)`` of every stage on the tiny trace input (``spec.min_size`` square)."""
-    _, _, shapes = _trace(model, _spec_for(model, spec))
-    return {s: shapes.get(s) for s in STAGE_NAMES}
+    _, ends, shapes = _trace(model, _spec_for(model, spec))
+    return {s: shapes.get(s) for s in ends}
 
 
-def _check_stage(stage: str) -> None:
-    if stage not in ALL_STAGES:
-        raise ValueError(f"stage must be one of {', '.join(ALL_STAGES)}; got {stage!r}")
+def _check_stage(stage: str, model: nn.Module, spec) -> tuple[str, ...]:
+    """The network's stages and the head, in order; ValueError naming them when ``stage`` is not one."""
+    order = (*stage_names(model, spec), HEAD)
+    if stage not in order:
+        raise ValueError(f"stage must be one of {', '.join(order)} (the stages of this network); got {stage!r}")
+    return order

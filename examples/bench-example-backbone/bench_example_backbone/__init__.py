@@ -26,16 +26,16 @@ class TinyNet(nn.Module):
         self.s1, self.s2, self.s3, self.s4 = (_stage(c[i], c[i + 1]) for i in range(4))
         self.classifier = nn.Linear(c[4], num_classes)
 
-    def forward(self, x):
+    def forward(self, x):  # (N, 3, H, W) normalised images -> (N, num_classes) logits, one tensor
         for stage in (self.stem, self.s1, self.s2, self.s3, self.s4):
-            x = stage(x)
-        return self.classifier(x.mean((2, 3)))
+            x = stage(x)  # each stage's output: (N, channels, H / reduction, W / reduction)
+        return self.classifier(x.mean((2, 3)))  # global average pooling, then the head
 
 
 SPEC = BackboneSpec(
     name="tiny_example",
     create=lambda num_classes, in_chans=3: TinyNet(num_classes, in_chans),  # random init from torch's RNG
-    stages=("stem", "s1", "s2", "s3", "s4"),  # bench's conv1, block1 .. block4, in forward order
+    stages=("stem", "s1", "s2", "s3", "s4"),  # forward order; suites call them conv1, block1 .. block4
     channels=CHANNELS,  # output channels of each stage
     reductions=(2, 4, 8, 16, 32),  # output stride of each stage
     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),  # input normalisation (gray images are repeated to RGB)

@@ -234,7 +234,7 @@ def _list_backbones() -> None:
     from tabulate import tabulate
 
     from bench.backbones import BACKBONES
-    from bench.backbones._base import imagenet_location
+    from bench.backbones._base import imagenet_location, spec_stage_names
     from bench.registry import PluginError
 
     rows = []
@@ -244,10 +244,10 @@ def _list_backbones() -> None:
         except PluginError as exc:  # a broken plugin is listed with its error, the others still work
             rows.append([n, BACKBONES.origin_of(n), "", "", "", f"BROKEN: {exc}"])
             continue
-        stages = " ".join(f"{m}:{c}" for m, c in zip(s.stages, s.channels))
+        stages = " ".join(f"{name}={m}:{c}" for name, m, c in zip(spec_stage_names(s), s.stages, s.channels))
         rows.append([n, BACKBONES.origin_of(n), stages, f"{s.input_size} (min {s.min_size})", imagenet_location(n),
                      s.description])
-    print(tabulate(rows, headers=["backbone", "origin", "stages conv1..block4 (module:channels)", "input px",
+    print(tabulate(rows, headers=["backbone", "origin", "stages (name=module:channels)", "input px",
                                   "imagenet weights", "description"], tablefmt="plain"))
     print("\nAlso usable by name: timm:<model> (any timm model, e.g. timm:resnet34) and package.module:factory.")
 

@@ -110,7 +110,7 @@ def test_a_failing_cell_becomes_a_record_and_the_suite_goes_on(tmp_path, monkeyp
     summary = run_suite(suite, results_root=tmp_path, progress=False, log=lambda m: None)
     recs = {r["cell"]["source"]: r for r in load_records(tmp_path / "tiny")}
     assert recs["random"]["status"] == "ok"
-    assert recs["imagenet"]["status"] == "failed" and "toy_cnn.pth" in recs["imagenet"]["reason"]  # TODO-LOAD
+    assert recs["imagenet"]["status"] == "failed" and "toy_cnn.pth" in recs["imagenet"]["reason"]
     assert summary.failed == 1 and summary.computed == 1
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from timm.layers import ConvNormAct
-from timm.models.resnet import BasicBlock
 from torch import nn
 
 from bench.backbones._base import BackboneSpec, register_backbone
@@ -42,14 +40,18 @@ IMAGENET_NA = ("patch_cnn (Shen et al.) is pre-trained from lesion patches of a 
                "Bulathsinghalage & Liu's Table 1 has no ImageNet row for the patch-based CNN")
 
 
-def _res_block(cin: int, cout: int) -> BasicBlock:
+def _res_block(cin: int, cout: int) -> nn.Module:
     """A timm residual basic block that halves the map (1x1 strided projection on the shortcut)."""
+    from timm.models.resnet import BasicBlock  # timm on first use: loading a suite or planning needs none
+
     down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout))
     return BasicBlock(cin, cout, stride=2, downsample=down)
 
 
 def _vgg_block(cin: int, cout: int) -> nn.Sequential:
     """Shen's VGG-style top block with batch norm: conv 3x3 + BN + ReLU, then 2x2 max-pool (never below 1 px)."""
+    from timm.layers import ConvNormAct
+
     return nn.Sequential(ConvNormAct(cin, cout, 3), nn.MaxPool2d(2, ceil_mode=True))
 
 
@@ -63,6 +65,8 @@ class PatchCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 2, *, in_chans: int = 3, width: int = WIDTH):
+        from timm.layers import ConvNormAct
+
         super().__init__()
         w = width
         self.conv1 = ConvNormAct(in_chans, w, 3)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from functools import lru_cache, partial
 
-import timm
 import torch
 
 from bench.backbones._base import (
@@ -29,6 +28,8 @@ STRIDES = (2, 4, 8, 16, 32)
 
 
 def _timm(arch: str, num_classes: int, **kw) -> torch.nn.Module:
+    import timm  # on first use: loading a suite, planning and listing need no timm
+
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kw)
     # timm's EfficientNet init draws the classifier from U(+-1/sqrt(num_classes)): for 2 classes that gives
     # logits in the tens and a first-epoch loss near 5. A small normal init (as for ResNets) fixes it.

@@ -366,7 +366,6 @@ EXPECTED = ("the four TCIA case-description CSVs (mass_case_description_train_se
 
 def _layout_error(root: Path, missing: str, seen_dirs: list[Path]) -> DatasetFormatError:
     hint = ""
-    names = {p.name for p in seen_dirs}
     if any(p.suffix.lower() == ".png" for d in seen_dirs[:3] for p in d.glob("*.png")):
         hint = " PNG conversions are not read by this adapter; use the TCIA DICOM download."
     return DatasetFormatError(f"{NAME} at {root}: {missing}. Expected {EXPECTED}. Found in {root}: "

@@ -47,7 +47,7 @@ def test_list_shows_the_plugin_and_a_typo_gets_did_you_mean(plugin_env):
     assert "@@rc 0" in out.stdout and "@@rc 2" in out.stdout, out.stderr
     row = next(line for line in out.stdout.splitlines() if line.startswith("tiny_example "))
     assert "entry point bench_example_backbone:SPEC (bench-example-backbone 0.1.0)" in row
-    assert "stem:16 s1:16 s2:32 s3:64 s4:64" in row
+    assert "conv1=stem:16 block1=s1:16 block2=s2:32 block3=s3:64 block4=s4:64" in row
     builtin = next(line for line in out.stdout.splitlines() if line.startswith("resnet18 "))
     assert "built-in" in builtin
     assert "Traceback" not in out.stderr

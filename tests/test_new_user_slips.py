@@ -83,3 +83,36 @@ def test_data_check_with_a_missing_root_names_its_own_flag(tmp_path, capsys):
     assert main(["data", "check", "folder", "--root", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "fix --root" in err and "data.folder.root" not in err
+
+
+def _fresh_python(code: str) -> str:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_status_reads_a_results_folder_without_torch_and_plan_without_timm(tmp_path):
+    """`bench status` took about 5 s on a small folder (torch, timm and scikit-learn imported for nothing)."""
+    import yaml
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({
+        "name": "tiny", "axes": {"backbone": ["toy_cnn"], "source": ["random"], "ft_fraction": [0],
+                                 "target": ["synth-inbreast"], "seeds": 1},
+        "image_size": 32, "data": {"synth-inbreast": {"n_images": 40}}}))
+    results = tmp_path / "results"
+    assert main(["run", str(suite), "--results", str(results), "--reports", str(tmp_path / "reports"),
+                 "--no-progress", "--workers", "0"]) == 0
+    folder = results / "tiny"
+    out = _fresh_python(f"import sys; from bench.cli import main; rc = main(['status', {str(folder)!r}]); "
+                        "print('@@', rc, sorted(m for m in ('torch', 'timm', 'sklearn') if m in sys.modules))")
+    assert "@@ 0 []" in out, out
+    out = _fresh_python(f"import sys; from bench.cli import main; rc = main(['plan', 'smoke', '--results', "
+                        f"{str(results)!r}]); print('@@', rc, sorted(m for m in ('timm', 'sklearn') if m in sys.modules))")
+    assert "@@ 0 []" in out, out

@@ -112,7 +112,7 @@ def weights_sha256(record: dict, results_root: str | Path) -> str | None:
     w = record.get("weights") or {}
     try:
         if w.get("pretrain_id"):
-            from bench.runner.pretrain import pretrain_paths
+            from bench.records import pretrain_paths
 
             return file_sha256(pretrain_paths(results_root, w["pretrain_id"])[0])
         if w.get("source") == "imagenet":

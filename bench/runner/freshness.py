@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.records import read_record, record_path
+from bench.records import pretrain_paths, read_record, record_path
 from bench.suite import Suite
 
 __all__ = ["Changed", "changed_results", "data_fingerprint", "dataset_summary", "format_changed", "move_aside"]
@@ -80,7 +80,6 @@ def changed_results(suite: Suite, results_root: str | Path, *, skip: set[str] = 
     """
     from bench.provenance import weights_sha256
     from bench.runner.datasets import get_dataset
-    from bench.runner.pretrain import pretrain_paths
 
     root = Path(results_root)
     out = root / suite.name
@@ -153,7 +152,6 @@ def format_changed(changes: list[Changed], folder: Path) -> str:
 def move_aside(changes: list[Changed], suite: Suite, results_root: str | Path) -> Path:
     """Move the stale records and pre-training files to ``<results>/<suite>/_replaced/<UTC time>/`` (kept, not
     deleted), so that the next plan computes them again. Returns that folder."""
-    from bench.runner.pretrain import pretrain_paths
 
     root = Path(results_root)
     dest = root / suite.name / "_replaced" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

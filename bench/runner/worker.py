@@ -156,8 +156,7 @@ def execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo
 
 def _execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
     from bench.provenance import provenance, record_provenance
-    from bench.records import record_path
-    from bench.runner.pretrain import pretrain_paths
+    from bench.records import pretrain_paths, record_path
 
     lines: list[str] = []
 

@@ -180,3 +180,20 @@ def test_a_finished_suite_whose_data_became_unreadable_is_not_reused(tmp_path, c
     assert main(_run(suite, tmp_path)) == 2
     err = capsys.readouterr().err
     assert "extra.png" in err and "--skip-bad" in err, err
+
+
+def test_a_replaced_source_checkpoint_is_not_reused(tmp_path, capsys):
+    raw = {"name": "src", "axes": {"backbone": ["toy_cnn"], "source": ["synth-ddsm"], "ft_fraction": [0.5],
+                                   "target": ["synth-inbreast"], "seeds": 1},
+           "image_size": 32, "pretrain": {"epochs": 1, "batch_size": 16}, "finetune": {"epochs": 1, "batch_size": 8},
+           "data": {"synth-inbreast": {"n_images": 40}, "synth-ddsm": {"n_images": 60}}}
+    suite = tmp_path / "src.yaml"
+    suite.write_text(yaml.safe_dump(raw))
+    assert main(_run(suite, tmp_path)) == 0
+    (ckpt,) = (tmp_path / "results" / "pretrain").glob("*.pt")
+    torch.manual_seed(5)
+    torch.save(create_backbone("toy_cnn", 2).state_dict(), ckpt)  # someone else's checkpoint under its name
+    capsys.readouterr()
+    assert main(_run(suite, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "source pre-training checkpoint" in err and ckpt.name in err and "SHA-256" in err, err

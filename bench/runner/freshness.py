@@ -128,12 +128,13 @@ def changed_results(suite: Suite, results_root: str | Path, *, skip: set[str] = 
         if cell.pretrain_id in stale_pretrain:
             stale_pretrain[cell.pretrain_id].cells.append(cell.cell_id)
             continue
-        if cell.source == "imagenet":
+        if cell.source != "random":  # the ImageNet file, or the source pre-training's checkpoint
             was = (rec.get("provenance") or {}).get("weights_sha256")
             is_ = weights_sha256(rec, root)
             if was and is_ and was != is_:
-                note(f"ImageNet weights of {cell.backbone!r}", f"SHA-256 {was[:12]} when computed, {is_[:12]} now"
-                     ).cells.append(cell.cell_id)
+                what = (f"ImageNet weights of {cell.backbone!r}" if cell.source == "imagenet" else
+                        f"source pre-training checkpoint {pretrain_paths(root, cell.pretrain_id)[0]}")
+                note(what, f"SHA-256 {was[:12]} when computed, {is_[:12]} now").cells.append(cell.cell_id)
     return [c for c in found.values() if c.cells or c.pretrain]
 
 

@@ -23,9 +23,10 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import describe_dir, examples, natural_key
-from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
+from bench.data.base import DatasetFormatError, DatasetOptions, register_dataset
+from bench.data.cache import real_dataset_spec
+from bench.data.helpers import describe_dir, examples, natural_key
+from bench.data.items import Item, Scan
 
 SPLITS = ("train", "val", "test")
 SIZES = (28, 64, 128, 224)

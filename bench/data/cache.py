@@ -17,13 +17,15 @@ import json
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from bench.data import ArrayDataset, data_root
+from bench.data.base import ArrayDataset, DatasetFormatError, DatasetSpec, data_root
 from bench.data.dedup import DEFAULT_MAX_DISTANCE, near_duplicate_groups
-from bench.data.items import DatasetFormatError, Item, Scan, read_pixels
+from bench.data.helpers import read_mask
+from bench.data.items import Item, Scan, one_class_message, read_pixels
 from bench.data.preprocess import (
     RoiRejected,
     Size,
@@ -73,8 +75,6 @@ def decode_item(item: Item, image_size: Size, *, resize: str = "pad",
         RoiRejected: the ROI pipeline refuses the image (the caller excludes it).
         ValueError: a file is unreadable.
     """
-    from bench.data.generic import read_mask
-
     pixels = read_pixels(item)
     mask = read_mask(item, shape=pixels.shape) if item.has_mask else None
     if roi_pipeline == "falconi":
@@ -156,8 +156,6 @@ def load_scanned(name: str, scan, options, *, image_size: Size, root: Path | Non
     items = result.items
     n_pos = sum(it.label for it in items)
     if n_pos in (0, len(items)):
-        from bench.data.check import one_class_message
-
         raise DatasetFormatError(f"{one_class_message(name, n_pos, len(items) - n_pos)} (run 'bench data check "
                                  f"{name} --root {result.root}')")
     roi_pipeline = getattr(options, "roi_pipeline", None)
@@ -189,3 +187,10 @@ def load_scanned(name: str, scan, options, *, image_size: Size, root: Path | Non
                         image_ids=np.array([it.image_id for it in items]), patient_ids=patients, masks=masks,
                         group_ids=groups, modality=getattr(options, "modality", "mammography"),
                         meta={"root": str(result.root), "excluded": excluded, **info})
+
+
+def real_dataset_spec(name: str, scan, options: type, *, modality: str = "mammography", description: str = ""):
+    """The DatasetSpec of a real dataset: ``scan(options, root) -> Scan``; loading (decode, resize, cache)
+    is shared by every adapter (:func:`load_scanned`)."""
+    return DatasetSpec(name=name, load=partial(load_scanned, name, scan), options=options, modality=modality,
+                       description=description, needs_root=True, scan=scan)

@@ -6,10 +6,14 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from bench.data import DATASETS, data_root
+from bench.data import imageio
+from bench.data.base import DATASETS, DatasetFormatError, data_root
 from bench.data.dedup import DEFAULT_MAX_DISTANCE, near_duplicate_groups
-from bench.data.items import DatasetFormatError, read_pixels
+from bench.data.helpers import reader_for
+from bench.data.items import one_class_message, read_pixels
 from bench.data.preprocess import to_uint8
+
+__all__ = ["check_dataset", "format_summary", "one_class_message"]
 
 
 def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: bool = False,
@@ -62,19 +66,8 @@ def check_dataset(name: str, root, options: dict | None = None, *, skip_bad: boo
     return summary
 
 
-def one_class_message(name: str, positives: int, negatives: int) -> str:
-    """Why a dataset whose images all carry one label cannot be used (no AUC, nothing to learn)."""
-    which = "malignant (label 1)" if positives else "benign/normal (label 0)"
-    return (f"dataset {name!r}: all {positives + negatives} usable image(s) are {which}: no AUC can be computed and "
-            "there is nothing to learn; check the label policy, the class folders or label values, and the "
-            "exclusions")
-
-
 def _read_mask_files(item) -> None:
     """Decode each of the item's mask files: a truncated mask is as unreadable as a truncated image."""
-    from bench.data import imageio
-    from bench.data.generic import reader_for
-
     for p in item.mask_paths:
         imageio.read_dicom(p) if reader_for(p) == "dicom" else imageio.read_image(p)
 

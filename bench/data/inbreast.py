@@ -37,9 +37,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import decode_text, describe_dir
-from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
+from bench.data.base import DatasetFormatError, DatasetOptions, register_dataset
+from bench.data.cache import real_dataset_spec
+from bench.data.helpers import decode_text, describe_dir
+from bench.data.items import Item, Scan
 
 NAME = "inbreast"
 CSV_NAME = "INbreast.csv"

@@ -6,7 +6,8 @@ images it excluded and why, warnings, and *problems* (referenced files that are 
 unreadable). It never decodes pixels; :func:`read_pixels` does, on demand, and the decode cache
 (a later step) stores the result resized.
 
-Adapters register as ``DatasetSpec(name, load=load_real, scan=my_scan, needs_root=True, ...)``.
+Adapters register ``real_dataset_spec(name, scan, Options)`` (:mod:`bench.data.cache`): a
+``DatasetSpec(name, load=..., scan=scan, needs_root=True, ...)`` whose loader decodes through the cache.
 """
 from __future__ import annotations
 
@@ -18,13 +19,11 @@ from typing import Literal
 
 import numpy as np
 
-from bench.errors import UserError
+from bench.data.base import DatasetFormatError
+
+__all__ = ["DatasetFormatError", "Item", "Reader", "Scan", "one_class_message", "read_pixels"]
 
 Reader = Literal["dicom", "image", "npz"]
-
-
-class DatasetFormatError(UserError, ValueError):
-    """A dataset folder or file is not in the expected format; the message names the path and the fix."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,14 @@ class Scan:
                 "excluded": dict(self.excluded), "warnings": list(self.warnings), "problems": list(self.problems)}
 
 
+def one_class_message(name: str, positives: int, negatives: int) -> str:
+    """Why a dataset whose images all carry one label cannot be used (no AUC, nothing to learn)."""
+    which = "malignant (label 1)" if positives else "benign/normal (label 0)"
+    return (f"dataset {name!r}: all {positives + negatives} usable image(s) are {which}: no AUC can be computed and "
+            "there is nothing to learn; check the label policy, the class folders or label values, and the "
+            "exclusions")
+
+
 @lru_cache(maxsize=4)
 def _npz_array(path: str, name: str) -> np.ndarray:
     """One array of an .npz, decompressed once (BreastMNIST keeps all images of a split in one array)."""
@@ -104,15 +111,3 @@ def read_pixels(item: Item) -> np.ndarray:
         name, row = item.index
         return imageio.to_gray(_npz_array(str(item.path), name)[row])
     return imageio.read_image(item.path)
-
-
-def real_dataset_spec(name: str, scan, options: type, *, modality: str = "mammography", description: str = ""):
-    """The DatasetSpec of a real dataset: ``scan(options, root) -> Scan``; loading (decode, resize, cache)
-    is shared by every adapter (:func:`bench.data.cache.load_scanned`)."""
-    from functools import partial
-
-    from bench.data import DatasetSpec
-    from bench.data.cache import load_scanned
-
-    return DatasetSpec(name=name, load=partial(load_scanned, name, scan), options=options, modality=modality,
-                       description=description, needs_root=True, scan=scan)

@@ -36,9 +36,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import decode_text, describe_dir
-from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
+from bench.data.base import DatasetFormatError, DatasetOptions, register_dataset
+from bench.data.cache import real_dataset_spec
+from bench.data.helpers import decode_text, describe_dir
+from bench.data.items import Item, Scan
 
 NAME = "mias"
 FILM_SIZE = 1024  # pixels; Info.txt coordinates refer to this frame

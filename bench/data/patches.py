@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from bench.data import ArrayDataset
+from bench.data.base import ArrayDataset
 
 PATCH_CLASSES_5 = ("background", "mass_benign", "mass_malignant", "calc_benign", "calc_malignant")
 PATCH_CLASSES_3 = ("background", "benign", "malignant")

@@ -17,26 +17,26 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from bench.data import ArrayDataset, DatasetSpec, register_dataset
-from bench.data.synthetic import (
-    _allocate,
-    _apply_style,
-    _check_size,
-    _disk_mask,
-    _grid,
-    _ids,
-    _meta,
-    _sized,
-    _smooth_noise,
-    _streams,
-    _SynthOptions,
-    _to_uint8,
+from bench.data.base import ArrayDataset, DatasetSpec, register_dataset
+from bench.data.synthetic.draw import (
+    allocate,
+    apply_style,
+    check_size,
+    dataset_meta,
+    disk_mask,
+    grid,
+    ids,
+    sized,
+    smooth_noise,
+    streams,
+    to_uint8,
 )
+from bench.data.synthetic.options import SynthOptions
 
 NAME = "synth-obvious"
 
 
-class SynthObviousOptions(_SynthOptions):
+class SynthObviousOptions(SynthOptions):
     """``synth-obvious``: the malignant sign is one large bright disk."""
 
     malignant_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of malignant images (label 1)")
@@ -45,24 +45,24 @@ class SynthObviousOptions(_SynthOptions):
 
 
 def _load(name: str, opts: SynthObviousOptions, image_size: int) -> ArrayDataset:
-    _check_size(image_size)
-    prng, xrng = _streams(name, opts.seed)
+    check_size(image_size)
+    prng, xrng = streams(name, opts.seed)
     n = opts.n_images
-    labels = _allocate(prng, n, {1: int(round(opts.malignant_fraction * n))}, 0)
+    labels = allocate(prng, n, {1: int(round(opts.malignant_fraction * n))}, 0)
     radius = prng.uniform(0.35, 0.5, n).astype(np.float32)
     cy, cx = (prng.uniform(-1.0, 1.0, (2, n)) * (1.0 - radius)).astype(np.float32)
     level = prng.uniform(0.25, 0.4, n).astype(np.float32)
-    Y, X = _grid(image_size)
-    tissue = level[:, None, None] + 0.08 * _smooth_noise(xrng, n, image_size, 0.06)
-    disk = _disk_mask(Y, X, cy, cx, radius) & (labels == 1)[:, None, None]
-    img = _apply_style(tissue + opts.disk_contrast * disk, xrng, image_size, blur=opts.blur, noise=opts.noise)
-    return ArrayDataset(name=name, images=_to_uint8(img), labels=labels.astype(np.int64), image_ids=_ids(name, n),
+    Y, X = grid(image_size)
+    tissue = level[:, None, None] + 0.08 * smooth_noise(xrng, n, image_size, 0.06)
+    disk = disk_mask(Y, X, cy, cx, radius) & (labels == 1)[:, None, None]
+    img = apply_style(tissue + opts.disk_contrast * disk, xrng, image_size, blur=opts.blur, noise=opts.noise)
+    return ArrayDataset(name=name, images=to_uint8(img), labels=labels.astype(np.int64), image_ids=ids(name, n),
                         patient_ids=np.array([f"P{i:04d}" for i in range(n)]), masks=disk, modality="synthetic",
-                        meta=_meta(name, opts, image_size))
+                        meta=dataset_meta(name, opts, image_size))
 
 
 def load(options: SynthObviousOptions, *, image_size, root=None) -> ArrayDataset:  # noqa: ARG001 (no files)
-    return _sized(image_size, lambda side: _load(NAME, options, side))
+    return sized(image_size, lambda side: _load(NAME, options, side))
 
 
 register_dataset(DatasetSpec(

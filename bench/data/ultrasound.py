@@ -32,8 +32,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from bench.data import DatasetOptions, register_dataset
-from bench.data.generic import (
+from bench.data.base import DatasetFormatError, DatasetOptions, register_dataset
+from bench.data.cache import real_dataset_spec
+from bench.data.helpers import (
     IMAGE_EXTENSIONS,
     ImageGroup,
     check_group,
@@ -46,7 +47,7 @@ from bench.data.generic import (
     summarize_files,
     warn_mismatched,
 )
-from bench.data.items import DatasetFormatError, Item, Scan, real_dataset_spec
+from bench.data.items import Item, Scan
 
 BUSI_CLASSES = {"benign": 0, "malignant": 1, "normal": 0}
 RODRIGUES_CLASSES = {"benign": 0, "malignant": 1}

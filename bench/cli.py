@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.cli_common import AXES, CliError, _reports_root, _results_root  # noqa: F401  (AXES: bench.cli's name)
-from bench.cli_results import (  # noqa: F401  (_write_report: bench.cli's name, used by tests)
+from bench.cli_results import (  # _write_report: also bench.cli's name, used by tests
     _svcca_records,
     _write_report,
     cmd_report,
@@ -30,13 +30,19 @@ EPILOG = """examples:
 """
 
 
-def cmd_validate(args) -> int:
-    from bench.data.preprocess import size_label
+def _load_suite(args):
+    """The suite named on the command line; ``--data-root`` reaches the dataset adapters as ``$BENCH_DATA_ROOT``."""
     from bench.suite import load_suite
 
     if args.data_root:
         os.environ["BENCH_DATA_ROOT"] = args.data_root
-    suite = load_suite(args.suite)
+    return load_suite(args.suite)
+
+
+def cmd_validate(args) -> int:
+    from bench.data.preprocess import size_label
+
+    suite = _load_suite(args)
     cells = suite.cells
     na = [c for c in cells if c.na_reason]
     print(f"suite {suite.name} ({suite.path}): OK")
@@ -100,12 +106,9 @@ def _executor_overrides(args, suite):
 
 
 def cmd_run(args) -> int:
-    from bench.runner import run_suite, suite_records
-    from bench.suite import load_suite
+    from bench.runner import run_suite
 
-    if args.data_root:
-        os.environ["BENCH_DATA_ROOT"] = args.data_root
-    suite = load_suite(args.suite)
+    suite = _load_suite(args)
     settings = _executor_overrides(args, suite)
     root = _results_root(args.results)
     reports = _reports_root(args.reports)  # checked before anything is computed
@@ -128,11 +131,17 @@ def cmd_run(args) -> int:
               f"('bench status {root / suite.name}' shows why; 'bench run {args.suite} --retry-failed' retries "
               "them)", file=sys.stderr)
     svcca_failed = _run_svcca(suite, root) if suite.config.analysis.svcca else 0
-    path = _write_report(suite_records(suite, root), suite.name, reports,
-                         _svcca_records(root / suite.name, suite), folder=root / suite.name,
-                         reference=suite.config.reference)
+    path = _write_suite_report(suite, root, reports)
     print(f"report: {path}")
     return 1 if summary.failed or summary.kept_failed or summary.blocked or svcca_failed else 0
+
+
+def _write_suite_report(suite, root: Path, reports: Path) -> Path:
+    """The report of exactly the suite's current cells and SVCCA runs under ``root``."""
+    from bench.runner import suite_records
+
+    return _write_report(suite_records(suite, root), suite.name, reports, _svcca_records(root / suite.name, suite),
+                         folder=root / suite.name, reference=suite.config.reference)
 
 
 def _run_svcca(suite, root: Path) -> int:
@@ -147,21 +156,14 @@ def _run_svcca(suite, root: Path) -> int:
 
 def cmd_svcca(args) -> int:
     """``bench svcca SUITE``: only the suite's per-layer SVCCA analysis, then the report."""
-    from bench.runner import suite_records
-    from bench.suite import load_suite
-
-    if args.data_root:
-        os.environ["BENCH_DATA_ROOT"] = args.data_root
-    suite = load_suite(args.suite)
+    suite = _load_suite(args)
     if suite.config.analysis.svcca is None:
         raise CliError(f"{suite.path or suite.name}: analysis.svcca: the suite asks for no SVCCA analysis; add e.g. "
                        "'analysis: {svcca: {targets: [synth-inbreast]}}' to it")
     root = _results_root(args.results)
     reports = _reports_root(args.reports)
     failed = _run_svcca(suite, root)
-    path = _write_report(suite_records(suite, root), suite.name, reports,
-                         _svcca_records(root / suite.name, suite), folder=root / suite.name,
-                         reference=suite.config.reference)
+    path = _write_suite_report(suite, root, reports)
     print(f"report: {path}")
     return 1 if failed else 0
 
@@ -169,11 +171,8 @@ def cmd_svcca(args) -> int:
 def cmd_plan(args) -> int:
     from bench.runner import build_plan
     from bench.runner.plan import format_plan
-    from bench.suite import load_suite
 
-    if args.data_root:
-        os.environ["BENCH_DATA_ROOT"] = args.data_root
-    suite = load_suite(args.suite)
+    suite = _load_suite(args)
     settings = _executor_overrides(args, suite)
     plan = build_plan(suite, _results_root(args.results), retry_failed=args.retry_failed)
     print(format_plan(plan, workers=settings.workers if settings.kind == "local" else settings.array_parallelism))
@@ -308,16 +307,22 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+SUITE_HELP = "suite name (file stem in suites/) or path to a .yaml file"
+RESULTS_HELP = "results root (default: ./results or $BENCH_RESULTS)"
+REPORTS_HELP = "reports root (default: ./reports or $BENCH_REPORTS)"
+DATA_ROOT_HELP = "folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="Transfer-learning benchmark harness for breast imaging.",
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a suite (skipping finished cells), then render its report")
-    r.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
-    r.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
-    r.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
-    r.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
+    r.add_argument("suite", help=SUITE_HELP)
+    r.add_argument("--results", help=RESULTS_HELP)
+    r.add_argument("--reports", help=REPORTS_HELP)
+    r.add_argument("--data-root", help=DATA_ROOT_HELP)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     _executor_args(r)
     r.add_argument("--retry-failed", action="store_true",
@@ -332,10 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="print the run plan: pre-training jobs, the cells waiting on them, NA cells, "
                                      "what is done, and a cost estimate from recorded timings")
-    pl.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
-    pl.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
+    pl.add_argument("suite", help=SUITE_HELP)
+    pl.add_argument("--results", help=RESULTS_HELP)
     pl.add_argument("--retry-failed", action="store_true", help="plan as 'bench run --retry-failed' would")
-    pl.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
+    pl.add_argument("--data-root", help=DATA_ROOT_HELP)
     _executor_args(pl)
     pl.set_defaults(func=cmd_plan)
 
@@ -346,14 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a suite without training; print cells and pre-training jobs")
     v.add_argument("suite")
-    v.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
+    v.add_argument("--data-root", help=DATA_ROOT_HELP)
     v.add_argument("--build", action="store_true",
                    help="build every backbone once and check it against its spec (plugins are always checked)")
     v.set_defaults(func=cmd_validate)
 
     rep = sub.add_parser("report", help="render the report of a results folder from its records alone")
     rep.add_argument("results_dir", help="a results/<suite> folder")
-    rep.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
+    rep.add_argument("--reports", help=REPORTS_HELP)
     rep.add_argument("--suite", help="suite name used for the report folder (default: from the records)")
     rep.add_argument("--print", action="store_true", help="also print the Markdown report")
     rep.add_argument("--curves", action="store_true",
@@ -361,10 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     sv = sub.add_parser("svcca", help="run only the suite's per-layer SVCCA analysis (analysis.svcca), then report")
-    sv.add_argument("suite", help="suite name (file stem in suites/) or path to a .yaml file")
-    sv.add_argument("--results", help="results root (default: ./results or $BENCH_RESULTS)")
-    sv.add_argument("--reports", help="reports root (default: ./reports or $BENCH_REPORTS)")
-    sv.add_argument("--data-root", help="folder with one sub-folder per real dataset (default $BENCH_DATA_ROOT)")
+    sv.add_argument("suite", help=SUITE_HELP)
+    sv.add_argument("--results", help=RESULTS_HELP)
+    sv.add_argument("--reports", help=REPORTS_HELP)
+    sv.add_argument("--data-root", help=DATA_ROOT_HELP)
     sv.set_defaults(func=cmd_svcca)
 
     ver = sub.add_parser("verify", help="recompute each record's AUC, accuracy and beta from its predictions")

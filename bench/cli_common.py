@@ -5,20 +5,23 @@ import os
 from pathlib import Path
 
 from bench.errors import UserError
-
-AXES = ("backbone", "target", "source", "ft_fraction", "transfer", "train_mode", "seed")
+from bench.records import AXES, MANIFEST, read_record_any  # noqa: F401  (AXES: bench.cli's name for it)
 
 
 class CliError(UserError):
     """A user-facing error: printed as one message, exit code 2."""
 
 
-def _results_root(arg: str | None) -> Path:
-    root = Path(arg or os.environ.get("BENCH_RESULTS", "results"))
-    flag = "--results" if arg else ("$BENCH_RESULTS" if os.environ.get("BENCH_RESULTS") else "results root")
-    _check_root(root, flag, "results/<suite>")
-    from bench.records import MANIFEST, read_record_any
+def _root(arg: str | None, flag: str, env: str, default: str, layout: str) -> tuple[Path, str]:
+    """A results or reports root from its flag, else ``$env``, else ``default`` (checked), and how to name it."""
+    root = Path(arg or os.environ.get(env, default))
+    named = flag if arg else (f"${env}" if os.environ.get(env) else f"{default} root")
+    _check_root(root, named, layout)
+    return root, named
 
+
+def _results_root(arg: str | None) -> Path:
+    root, flag = _root(arg, "--results", "BENCH_RESULTS", "results", "results/<suite>")
     man = read_record_any(root / MANIFEST) if root.is_dir() else None
     if man is not None:
         raise CliError(f"{flag} {root}: this is the results folder of suite {man.get('suite')!r} itself; pass the "
@@ -27,10 +30,7 @@ def _results_root(arg: str | None) -> Path:
 
 
 def _reports_root(arg: str | None) -> Path:
-    root = Path(arg or os.environ.get("BENCH_REPORTS", "reports"))
-    _check_root(root, "--reports" if arg else ("$BENCH_REPORTS" if os.environ.get("BENCH_REPORTS") else "reports root"),
-                "reports/<suite>")
-    return root
+    return _root(arg, "--reports", "BENCH_REPORTS", "reports", "reports/<suite>")[0]
 
 
 def _check_root(root: Path, flag: str, layout: str) -> None:

@@ -5,37 +5,34 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.cli_common import AXES, CliError, _reports_root
+from bench.cli_common import CliError, _reports_root
+from bench.records import (
+    MANIFEST,
+    SVCCA_DIR,
+    current_records,
+    damaged_records,
+    in_suite_order,
+    latest_per_cell,
+    latest_svcca_records,
+    load_records,
+    read_record_any,
+)
 
 
 def _svcca_records(folder: Path, suite=None) -> list[dict]:
     if suite is None:  # `bench report`: whatever the folder holds (no torch import)
-        from bench.records import SVCCA_DIR, latest_svcca_records
-
         return latest_svcca_records(folder / SVCCA_DIR)
     from bench.runner.svcca import svcca_dir, svcca_records
 
     return svcca_records(svcca_dir(folder.parent, folder.name), suite)
 
 
-def _axis_value(record: dict, axis: str):
-    """A record's value on an axis; records from before the train_mode axis have the default mode."""
-    value = (record.get("cell") or {}).get(axis)
-    return "default" if axis == "train_mode" and value is None else value
-
-
 def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
                   folder: Path | None = None, reference: str | None = None) -> Path:
-    from bench.records import MANIFEST, read_record_any
     from bench.report import write_report
 
-    # One canonical order, so `bench run` and `bench report` render identical files: the suite's own cell
-    # order (backbones, sources ... as listed in the suite) from the folder's manifest, then any other record
-    # by its axes (the default train mode first).
     man = read_record_any(folder / MANIFEST) if folder is not None else None
-    position = {cid: i for i, cid in enumerate((man or {}).get("cells") or {})}
-    records = sorted(records, key=lambda r: (position.get(r.get("cell_id"), len(position)), tuple(
-        "" if k == "train_mode" and _axis_value(r, k) == "default" else str(_axis_value(r, k)) for k in AXES)))
+    records = in_suite_order(records, man)
     shown = {r.get("cell_id") for r in records}
     stale = 0 if folder is None else sum(1 for p in folder.glob("*.json")
                                          if not p.name.startswith("_") and p.stem not in shown)
@@ -52,8 +49,6 @@ def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_rec
 
 def _folder_records(results_dir: str, empty: str) -> tuple[Path, list[dict]]:
     """The results folder and its records (damaged files named on stderr); ``empty``: the error without records."""
-    from bench.records import load_records
-
     folder = Path(results_dir)
     if not folder.is_dir():
         raise CliError(f"{folder}: no such results folder. Run 'bench run SUITE' first, or pass results/<suite>.")
@@ -93,37 +88,11 @@ def cmd_report(args) -> int:
 
 def _note_damaged(folder: Path, records: list[dict]) -> None:
     """Say which *.json files of a results folder are not readable records (they are left out)."""
-    from bench.records import damaged_records
-
     bad = damaged_records(folder, skip={f"{r.get('cell_id')}.json" for r in records})
     if bad:
         print(f"note: {len(bad)} file(s) in {folder} are not complete records and were left out: "
               f"{', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''} ('bench run SUITE' recomputes "
               "a cell whose record is damaged)", file=sys.stderr)
-
-
-def current_records(folder: Path, records: list[dict]) -> list[dict]:
-    """The records of the suite's current cells, by the folder's manifest (written by every ``bench run``); all of
-    them when there is no manifest or none of them is current (a folder copied without its manifest)."""
-    from bench.records import MANIFEST, read_record_any
-
-    cells = (read_record_any(folder / MANIFEST) or {}).get("cells") or {}
-    current = [r for r in records if r.get("cell_id") in cells]
-    return current if current else records
-
-
-def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
-    """One record per set of axes: a suite edited between runs leaves stale records behind."""
-    def key(r):
-        return tuple(_axis_value(r, k) for k in AXES)
-
-    best: dict = {}
-    for r in records:
-        k = key(r)
-        date = (r.get("provenance") or {}).get("date", "")
-        if k not in best or date > (best[k].get("provenance") or {}).get("date", ""):
-            best[k] = r
-    return list(best.values()), len(records) - len(best)
 
 
 def cmd_verify(args) -> int:

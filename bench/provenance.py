@@ -106,9 +106,24 @@ def state_dict_sha256(backbone: str, explicit_path: str | None) -> str:
     return h.hexdigest()
 
 
+def imagenet_weights_sha256(backbone: str, explicit_path: str | None = None) -> str | None:
+    """SHA-256 of the ImageNet weights ``source: imagenet`` loads for ``backbone`` here: the bytes of the file
+    it loads (the suite's ``weights:``, ``$BENCH_WEIGHTS_DIR``, timm's cache; for a ``weights_from`` backbone
+    without its own, that backbone's file), or :func:`state_dict_sha256` of built-in weights; None when there
+    are none (nothing is loaded or downloaded to find out)."""
+    from bench.backbones._base import find_imagenet_weights
+
+    found = find_imagenet_weights(backbone, explicit_path, follow_weights_from=True)
+    if found is None:
+        return None
+    if found.path is None:  # built-in weights: no file to hash
+        return state_dict_sha256(backbone, None)
+    return file_sha256(found.path)
+
+
 def weights_sha256(record: dict, results_root: str | Path) -> str | None:
-    """SHA-256 of the weights a cell started from: the source checkpoint file, the ImageNet weights, or None
-    (random initialisation, reproducible from the record's seeds)."""
+    """SHA-256 of the weights a cell started from: the source checkpoint file, the ImageNet weights (see
+    :func:`imagenet_weights_sha256`), or None (random initialisation, reproducible from the record's seeds)."""
     w = record.get("weights") or {}
     try:
         if w.get("pretrain_id"):
@@ -117,15 +132,7 @@ def weights_sha256(record: dict, results_root: str | Path) -> str | None:
             return file_sha256(pretrain_paths(results_root, w["pretrain_id"])[0])
         if w.get("source") == "imagenet":
             cfg = record.get("config") or {}
-            explicit = cfg.get("weights")
-            if explicit:
-                return file_sha256(explicit)
-            env_dir = os.environ.get("BENCH_WEIGHTS_DIR")
-            for ext in (".pth", ".pt", ".bin"):
-                p = Path(env_dir or "/nonexistent") / f"{cfg.get('backbone')}{ext}"
-                if env_dir and p.is_file():
-                    return file_sha256(p)
-            return state_dict_sha256(cfg.get("backbone"), None)
+            return imagenet_weights_sha256(cfg.get("backbone"), cfg.get("weights"))
     except (OSError, ValueError, KeyError):
         return None
     return None

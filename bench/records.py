@@ -23,34 +23,15 @@ A results folder also holds ``_suite.json`` (the suite's cells, for ``bench stat
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+
+from bench.fileio import write_json_atomic  # noqa: F401  (bench.records' name for it, used across bench)
 
 SCHEMA = 1
 FINISHED = ("ok", "na")
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    A reader sees either the old file, or the whole new one: never a half-written record.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+AXES = ("backbone", "target", "source", "ft_fraction", "transfer", "train_mode", "seed")
+"""A cell record's axes (``record["cell"]``), in the order reports sort records by."""
 
 
 def record_path(results_dir: str | Path, cell_id: str) -> Path:
@@ -128,21 +109,70 @@ def is_finished(results_dir: str | Path, cell_id: str) -> bool:
 SVCCA_DIR = "svcca"  # results/<suite>/svcca/: the per-layer SVCCA records (see bench.runner.svcca)
 
 
+SVCCA_KEY = ("backbone", "source", "target", "seed")
+
+
 def latest_svcca_records(folder: str | Path) -> list[dict]:
     """The newest SVCCA record of each (backbone, source, target, seed) under ``folder``
     (``results/<suite>/svcca``); a suite edited between runs leaves stale ones behind."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    latest: dict[tuple, dict] = {}
-    for path in sorted(folder.glob("*.json")):
-        rec = read_record(path)
-        if rec is None or rec.get("kind") != "svcca":
-            continue
-        job = rec.get("job") or {}
-        key = tuple(job.get(k) for k in ("backbone", "source", "target", "seed"))
-        date = (rec.get("provenance") or {}).get("date", "")
-        if key not in latest or date > (latest[key].get("provenance") or {}).get("date", ""):
-            latest[key] = rec
-    return sorted(latest.values(), key=lambda r: tuple(str((r.get("job") or {}).get(k))
-                                                        for k in ("backbone", "source", "target", "seed")))
+    recs = (read_record(path) for path in sorted(folder.glob("*.json")))
+
+    def job(rec: dict) -> dict:
+        return rec.get("job") or {}
+
+    latest = newest_per_key((r for r in recs if r is not None and r.get("kind") == "svcca"),
+                            lambda r: tuple(job(r).get(k) for k in SVCCA_KEY))
+    return sorted(latest, key=lambda r: tuple(str(job(r).get(k)) for k in SVCCA_KEY))
+
+
+# --------------------------------------------------------------------------- choosing and ordering records
+
+def record_date(record: dict) -> str:
+    """When a record was written (``provenance.date``, ISO 8601 UTC, so strings sort by time); "" if unknown."""
+    return (record.get("provenance") or {}).get("date", "")
+
+
+def newest_per_key(records: Iterable[dict], key: Callable[[dict], Hashable]) -> list[dict]:
+    """The newest record (by :func:`record_date`) of each ``key(record)``, in the order the keys first appear.
+
+    Of records written at the same second, the first one given is kept.
+    """
+    newest: dict = {}
+    for r in records:
+        k = key(r)
+        if k not in newest or record_date(r) > record_date(newest[k]):
+            newest[k] = r
+    return list(newest.values())
+
+
+def axis_value(record: dict, axis: str):
+    """A record's value on an axis; records from before the train_mode axis have the default mode."""
+    value = (record.get("cell") or {}).get(axis)
+    return "default" if axis == "train_mode" and value is None else value
+
+
+def latest_per_cell(records: list[dict]) -> tuple[list[dict], int]:
+    """One record per set of axes, the newest (a suite edited between runs leaves stale records behind);
+    returns them and how many older ones were left out."""
+    best = newest_per_key(records, lambda r: tuple(axis_value(r, k) for k in AXES))
+    return best, len(records) - len(best)
+
+
+def current_records(folder: str | Path, records: list[dict]) -> list[dict]:
+    """The records of the suite's current cells, by the folder's manifest (written by every ``bench run``); all of
+    them when there is no manifest or none of them is current (a folder copied without its manifest)."""
+    cells = (read_record_any(Path(folder) / MANIFEST) or {}).get("cells") or {}
+    current = [r for r in records if r.get("cell_id") in cells]
+    return current if current else records
+
+
+def in_suite_order(records: Iterable[dict], manifest: dict | None) -> list[dict]:
+    """Records in one canonical order, so ``bench run`` and ``bench report`` render identical files: the suite's
+    own cell order (backbones, sources ... as listed in the suite) from its manifest, then any other record by
+    its axes (the default train mode first)."""
+    position = {cid: i for i, cid in enumerate((manifest or {}).get("cells") or {})}
+    return sorted(records, key=lambda r: (position.get(r.get("cell_id"), len(position)), tuple(
+        "" if k == "train_mode" and axis_value(r, k) == "default" else str(axis_value(r, k)) for k in AXES)))

@@ -204,6 +204,48 @@ def test_imagenet_weights_come_from_timms_local_cache_without_network(tmp_path, 
     assert torch.equal(sd["layer3.0.conv1.weight"], want["layer3.0.conv1.weight"])
 
 
+@pytest.mark.parametrize("backbone, filename", [("toy_cnn", "toy_cnn.safetensors"),
+                                                ("timm:resnet10t", "timm_resnet10t.safetensors"),
+                                                ("timm:resnet10t", "timm_resnet10t.pth")])
+def test_provenance_hashes_exactly_the_weights_file_that_was_loaded(tmp_path, monkeypatch, backbone, filename):
+    """``weights_sha256`` follows the same search as the loading: ``.safetensors`` too, and the file stem of a
+    ``timm:`` name (``timm_resnet10t``); it hashes that file's bytes."""
+    from safetensors.torch import save_file
+
+    from bench.backbones._base import find_imagenet_weights
+    from bench.provenance import file_sha256, weights_sha256
+
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.delenv("BENCH_ALLOW_DOWNLOAD", raising=False)
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in create_backbone(backbone, 1000).state_dict().items()}
+    path = tmp_path / filename
+    if path.suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    _, where = imagenet_state_dict(backbone, with_origin=True)
+    assert where == str(path)
+    assert find_imagenet_weights(backbone).path == path
+    record = {"weights": {"source": "imagenet"}, "config": {"backbone": backbone}}
+    assert weights_sha256(record, tmp_path) == file_sha256(path)
+
+
+def test_provenance_of_an_explicit_file_and_of_built_in_weights(tmp_path, monkeypatch):
+    from bench.provenance import file_sha256, state_dict_sha256, weights_sha256
+
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "empty"))
+    p = tmp_path / "mine.pth"
+    torch.save(create_backbone("toy_cnn", 1000).state_dict(), p)
+    explicit = {"weights": {"source": "imagenet"}, "config": {"backbone": "toy_cnn", "weights": str(p)}}
+    assert weights_sha256(explicit, tmp_path) == file_sha256(p)
+    explicit["config"]["weights"] = str(tmp_path / "gone.pth")
+    assert weights_sha256(explicit, tmp_path) is None
+    built_in = {"weights": {"source": "imagenet"}, "config": {"backbone": "efficientnet_lite0"}}
+    assert weights_sha256(built_in, tmp_path) == state_dict_sha256("efficientnet_lite0", None)
+    assert weights_sha256({"weights": {"source": "random"}, "config": {"backbone": "toy_cnn"}}, tmp_path) is None
+
+
 def test_gray_one_channel_network_with_summed_first_layer_equals_repeated_gray():
     torch.manual_seed(0)
     rgb = create_backbone("toy_cnn", 2).eval()

@@ -5,18 +5,17 @@ import json
 
 import pytest
 
-from bench import records
+from bench import fileio, records
 
 
 def test_atomic_write_never_leaves_a_half_written_record(tmp_path, monkeypatch):
     path = records.record_path(tmp_path, "abc")
     records.write_json_atomic(path, {"cell_id": "abc", "status": "ok", "metrics": {"auc": 0.7}})
 
-    def explode(obj, f, **kw):
-        f.write('{"cell_id": "abc", "status": "ok", "metr')  # a partial write, then a crash
+    def explode(fd):  # the new record is in the temp file, then the disk fails
         raise OSError("disk full")
 
-    monkeypatch.setattr(records.json, "dump", explode)
+    monkeypatch.setattr(fileio.os, "fsync", explode)
     with pytest.raises(OSError):
         records.write_json_atomic(path, {"cell_id": "abc", "status": "ok", "metrics": {"auc": 0.9}})
     monkeypatch.undo()
@@ -32,3 +31,36 @@ def test_partial_or_foreign_files_are_not_records(tmp_path):
     assert [r["cell_id"] for r in records.load_records(tmp_path)] == ["c", "d"]
     assert records.is_finished(tmp_path, "c") and not records.is_finished(tmp_path, "d")
     assert not records.is_finished(tmp_path, "a")
+
+
+def _rec(cell_id: str, date: str | None, **cell) -> dict:
+    return {"cell_id": cell_id, "status": "ok", "cell": cell, **({"provenance": {"date": date}} if date else {})}
+
+
+def test_newest_per_key_keeps_the_newest_of_each_key_in_first_seen_order():
+    recs = [_rec("a1", "2025-01-01T00:00:00+00:00", k=1), _rec("b1", None, k=2),
+            _rec("a2", "2025-02-01T00:00:00+00:00", k=1), _rec("b2", "2024-01-01T00:00:00+00:00", k=2),
+            _rec("a3", "2025-02-01T00:00:00+00:00", k=1)]  # same second as a2: the first one given stays
+    got = records.newest_per_key(recs, lambda r: r["cell"]["k"])
+    assert [r["cell_id"] for r in got] == ["a2", "b2"]
+
+
+def test_latest_per_cell_counts_what_it_leaves_out_and_treats_no_train_mode_as_default():
+    axes = {"backbone": "toy_cnn", "target": "t", "source": "imagenet", "ft_fraction": 0.5, "transfer": "full",
+            "seed": 0}
+    old = _rec("old", "2025-01-01T00:00:00+00:00", **axes)  # written before the train_mode axis existed
+    new = _rec("new", "2025-03-01T00:00:00+00:00", **axes, train_mode="default")
+    other = _rec("ft", "2024-01-01T00:00:00+00:00", **axes, train_mode="ft")
+    assert records.latest_per_cell([old, new, other]) == ([new, other], 1)
+
+
+def test_in_suite_order_follows_the_manifest_then_the_axes(tmp_path):
+    a = _rec("a", None, backbone="resnet18", seed=1)
+    b = _rec("b", None, backbone="resnet18", seed=0)
+    c = _rec("c", None, backbone="alexnet", seed=0)
+    man = {"cells": {"b": {}, "a": {}}}
+    assert [r["cell_id"] for r in records.in_suite_order([c, a, b], man)] == ["b", "a", "c"]
+    assert [r["cell_id"] for r in records.in_suite_order([a, b, c], None)] == ["c", "b", "a"]
+    records.write_json_atomic(tmp_path / records.MANIFEST, man)
+    assert records.current_records(tmp_path, [a, c]) == [a]
+    assert records.current_records(tmp_path, [c]) == [c]  # none current: all of them

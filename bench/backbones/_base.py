@@ -328,45 +328,74 @@ def _download_timm(timm_name: str) -> dict | None:
     return timm.create_model(timm_name, pretrained=True).state_dict()
 
 
-def _find_imagenet(spec: BackboneSpec, explicit_path: str | None) -> tuple[dict | None, str]:
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a backbone's ImageNet weights are, found by :func:`find_imagenet_weights` (nothing loaded).
+
+    Attributes:
+        kind: ``"explicit"`` (the suite's ``weights:``), ``"weights_dir"`` (``$BENCH_WEIGHTS_DIR``),
+            ``"built-in"`` (the spec's ``imagenet``) or ``"timm cache"``.
+        path: the file (for ``"explicit"`` maybe a missing one); None for built-in weights.
+        backbone: whose weights they are (another backbone's when found through ``weights_from``).
+    """
+
+    kind: str
+    path: Path | None
+    backbone: str
+
+
+def find_imagenet_weights(name: str, explicit_path: str | None = None, *,
+                          follow_weights_from: bool = False) -> WeightsSource | None:
+    """Where ``source: imagenet`` takes this backbone's weights from here, without loading or downloading them.
+
+    The first of: ``explicit_path`` (returned even if it is missing: loading then fails with a message),
+    ``$BENCH_WEIGHTS_DIR/<name or weights_file_stem(name)>.{pth,pt,bin,safetensors}``, built-in weights, timm's
+    local cache; else None (the weights may still be downloaded with ``BENCH_ALLOW_DOWNLOAD=1``). With
+    ``follow_weights_from``, a backbone that has none of its own gives those of its ``weights_from`` backbone
+    (what :func:`imagenet_state_dict` then converts with ``adapt_weights``).
+    """
+    spec = BACKBONES.get(name)
     if explicit_path:
-        if not Path(explicit_path).is_file():
-            raise WeightsNotFoundError(f"ImageNet checkpoint for backbone {spec.name!r} not found at "
-                                       f"{explicit_path} (suite 'weights:'); fix the path")
-        return load_checkpoint(explicit_path), str(explicit_path)
+        return WeightsSource("explicit", Path(explicit_path), spec.name)
     env_dir = os.environ.get(WEIGHTS_ENV)
     if env_dir:
         for stem in dict.fromkeys((spec.name, weights_file_stem(spec.name))):
             for ext in (".pth", ".pt", ".bin", ".safetensors"):
                 p = Path(env_dir) / f"{stem}{ext}"
                 if p.is_file():
-                    return load_checkpoint(p), str(p)
+                    return WeightsSource("weights_dir", p, spec.name)
     if spec.imagenet is not None:
-        return spec.imagenet(), "built-in"
-    if spec.timm_name:
-        p = timm_cached_file(spec.timm_name)
-        if p is not None:
-            return load_checkpoint(p), str(p)
+        return WeightsSource("built-in", None, spec.name)
+    p = timm_cached_file(spec.timm_name) if spec.timm_name else None
+    if p is not None:
+        return WeightsSource("timm cache", p, spec.name)
+    if follow_weights_from and spec.weights_from:
+        return find_imagenet_weights(spec.weights_from, follow_weights_from=True)
+    return None
+
+
+def _find_imagenet(spec: BackboneSpec, explicit_path: str | None) -> tuple[dict | None, str]:
+    found = find_imagenet_weights(spec.name, explicit_path)
+    if found is None:
         sd = _download_timm(spec.timm_name)
-        if sd is not None:
-            return sd, f"downloaded {spec.timm_name}"
-    return None, ""
+        return (sd, f"downloaded {spec.timm_name}") if sd is not None else (None, "")
+    if found.kind == "built-in":
+        return spec.imagenet(), "built-in"
+    if found.kind == "explicit":
+        if not found.path.is_file():
+            raise WeightsNotFoundError(f"ImageNet checkpoint for backbone {spec.name!r} not found at "
+                                       f"{explicit_path} (suite 'weights:'); fix the path")
+        return load_checkpoint(found.path), str(explicit_path)
+    return load_checkpoint(found.path), str(found.path)
 
 
 def imagenet_location(name: str) -> str:
     """Where ``source: imagenet`` would find this backbone's weights now (no loading, no network), or how to
     provide them: for ``bench list backbones``."""
+    found = find_imagenet_weights(name)
+    if found is not None:  # "built-in" or "timm cache"; a file of $BENCH_WEIGHTS_DIR by its name
+        return f"${WEIGHTS_ENV}/{found.path.name}" if found.kind == "weights_dir" else found.kind
     spec = BACKBONES.get(name)
-    env_dir = os.environ.get(WEIGHTS_ENV)
-    if env_dir:
-        for stem in dict.fromkeys((spec.name, weights_file_stem(spec.name))):
-            for ext in (".pth", ".pt", ".bin", ".safetensors"):
-                if (Path(env_dir) / f"{stem}{ext}").is_file():
-                    return f"${WEIGHTS_ENV}/{stem}{ext}"
-    if spec.imagenet is not None:
-        return "built-in"
-    if spec.timm_name and timm_cached_file(spec.timm_name) is not None:
-        return "timm cache"
     if spec.weights_from:
         return f"from {spec.weights_from}: {imagenet_location(spec.weights_from)}"
     return f"missing (${WEIGHTS_ENV}/{weights_file_stem(name)}.pth)"

@@ -20,7 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.fileio import write_text_atomic
+
 CLAIMS_DIR = ".claims"
+CLAIM_MODE = 0o644
 
 
 def claims_dir(folder: str | Path) -> Path:
@@ -97,9 +100,7 @@ class Claim:
         info, _ = read_claim(self.path)
         if info is not None and info.get("token") != self.token:
             raise ClaimLost(f"{self.path}: claimed by another owner ({info.get('host')} pid {info.get('pid')})")
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_owner(self.token, self.attempt)))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(_owner(self.token, self.attempt)), mode=CLAIM_MODE)
 
     def start_heartbeat(self, period_s: float) -> None:
         def beat():
@@ -131,7 +132,7 @@ def try_claim(folder: str | Path, job_id: str, *, stale_after_s: float) -> Claim
     for _ in range(3):
         token = secrets.token_hex(8)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, CLAIM_MODE)
         except FileExistsError:
             info, mtime = read_claim(path)
             if mtime is None:
@@ -152,7 +153,7 @@ def _break_stale(path: Path, seen: dict | None, stale_after_s: float) -> bool:
     """Remove a stale claim under a ``.break`` lock, unless it changed since it was judged stale."""
     lock = path.with_name(path.name + ".break")
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, CLAIM_MODE)
     except FileExistsError:
         try:  # a breaker that died holding the lock
             if time.time() - lock.stat().st_mtime > stale_after_s:

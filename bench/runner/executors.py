@@ -29,7 +29,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.records import read_record, record_path, write_json_atomic
+from bench.fileio import write_json_atomic
+from bench.records import read_record, record_path
 from bench.runner.claims import Claim, try_claim
 from bench.runner.plan import Job, Plan, pretrain_state
 from bench.runner.worker import (

@@ -9,13 +9,8 @@ import time
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.records import (
-    MANIFEST,
-    read_record,
-    read_record_any,
-    record_path,
-    write_json_atomic,
-)
+from bench.fileio import write_json_atomic
+from bench.records import MANIFEST, read_record, read_record_any, record_path
 from bench.runner.datasets import forget_datasets
 from bench.runner.executors import RunSummary, run_local, run_submitit
 from bench.runner.freshness import changed_results, format_changed, move_aside
@@ -31,9 +26,6 @@ from bench.suite import ExecutorSettings, Suite, SuiteError
 
 class ChangedDataError(UserError):
     """Finished results were computed on other data or weights than the suite points at now."""
-
-
-
 
 
 def executor_settings(suite: Suite, **overrides) -> ExecutorSettings:

@@ -21,7 +21,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.records import SCHEMA, write_json_atomic
+from bench.fileio import write_json_atomic
+from bench.records import SCHEMA
 
 
 @dataclass(frozen=True)

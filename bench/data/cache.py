@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -36,6 +35,7 @@ from bench.data.preprocess import (
     size_label,
     to_uint8,
 )
+from bench.fileio import write_atomic_with
 
 CACHE_VERSION = 2
 
@@ -52,19 +52,6 @@ def fingerprint(name: str, items: list[Item]) -> str:
         h.update(json.dumps([it.image_id, it.label, it.patient_id, str(it.path), st.st_size, st.st_mtime_ns,
                              it.index]).encode())
     return h.hexdigest()[:20]
-
-
-def _save_atomic(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def decode_item(item: Item, image_size: Size, *, resize: str = "pad",
@@ -136,7 +123,7 @@ def cached_images(name: str, items: list[Item], image_size: Size, *, resize: str
     t0 = time.perf_counter()
     arrays = decode_all(items, image_size, resize=resize, roi_pipeline=roi_pipeline, log=log)
     seconds = time.perf_counter() - t0
-    _save_atomic(path, image_ids=ids, **arrays)
+    write_atomic_with(path, lambda f: np.savez_compressed(f, image_ids=ids, **arrays))
     return arrays, {"cache": str(path), "hit": False, "decode_s": seconds}
 
 

@@ -44,22 +44,18 @@ def data_problem(name: str, options: dict | None) -> str | None:
 
 def _weights_problem(backbone: str, explicit: str | None) -> str | None:
     """Why ``source: imagenet`` cannot load this backbone's weights here (None when it can). Loads nothing."""
-    from pathlib import Path
-
     from bench.backbones._base import (
         DOWNLOAD_ENV,
         WeightsNotFoundError,
-        imagenet_location,
+        find_imagenet_weights,
         imagenet_state_dict,
     )
 
-    if explicit:
-        return None if Path(explicit).is_file() else (f"ImageNet checkpoint for backbone {backbone!r} not found at "
-                                                      f"{explicit} (suite 'weights:'); fix the path")
-    if os.environ.get(DOWNLOAD_ENV) == "1" or "missing (" not in imagenet_location(backbone):
+    found = find_imagenet_weights(backbone, explicit, follow_weights_from=True)
+    if os.environ.get(DOWNLOAD_ENV) == "1" or (found is not None and (found.path is None or found.path.is_file())):
         return None
     try:  # nothing is found, so nothing is loaded: this only builds the message the run would print
-        imagenet_state_dict(backbone, None)
+        imagenet_state_dict(backbone, explicit)
     except WeightsNotFoundError as exc:
         return str(exc)
     return None

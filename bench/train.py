@@ -2,7 +2,7 @@
 
 Images arrive as ``(N, H, W)`` uint8 arrays (the dataset contract); they are turned into
 normalised 3-channel float batches here, on the fly, so a whole target fits in memory as bytes.
-Training follows a *schedule*: a list of stages (:class:`bench.train_modes.Stage`), each naming what
+Training follows a *schedule*: a list of stages (:class:`bench.suite.schedule.Stage`), each naming what
 is trainable, its learning rate, weight decay and epochs. Within a stage the learning rate warms up
 linearly (optional) and then decays with a cosine to zero (or stays constant): a constant rate
 collapsed source pre-training and damaged pretrained models during small fine-tunes.
@@ -115,7 +115,7 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
     if schedule is None:
         if epochs is None or lr is None:
             raise TypeError("fit needs either epochs and lr, or a schedule")
-        schedule = [Stage(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs)]
+        schedule = [Stage.one_stage(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs)]
     policy = ("flip" if augment else "none") if isinstance(augment, bool) else augment
     if select_on not in ("loss", "auc"):
         raise ValueError(f"select_on must be 'loss' or 'auc', got {select_on!r}")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bench.cli import main
-from bench.report_table import _fraction_label
+from bench.report.table import fraction_label
 from bench.runner.worker import SuiteSpec
 from bench.suite import (
     Axes,
@@ -199,7 +199,7 @@ def test_bench_validate_accepts_counts_with_their_unit(tmp_path, capsys):
 # labels ---------------------------------------------------------------------------------------------------------
 
 def test_labels_of_shares_and_counts():
-    assert _fraction_label(0.0) == "No FT"
-    assert _fraction_label(0.7) == "FT 0.7"
-    assert _fraction_label(20.0) == "FT 20 patients"
-    assert _fraction_label(1.0) == "FT 1 patient"
+    assert fraction_label(0.0) == "No FT"
+    assert fraction_label(0.7) == "FT 0.7"
+    assert fraction_label(20.0) == "FT 20 patients"
+    assert fraction_label(1.0) == "FT 1 patient"

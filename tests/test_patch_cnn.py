@@ -13,9 +13,10 @@ from bench.backbones import (
     stage_boundaries,
     transfer_weights,
 )
-from bench.backbones.patch_cnn import PatchCNN, pretrain_two_stage
+from bench.backbones.patch_cnn import PatchCNN
 from bench.data import ArrayDataset
 from bench.data.patches import MissingMasksError
+from bench.runner.recipes import pretrain_two_stage
 from bench.suite import SuiteError, build_suite
 
 SPEC = BACKBONES.get("patch_cnn")

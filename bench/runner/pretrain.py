@@ -5,9 +5,9 @@ loaded back with ``weights_only=True``) beside a JSON sidecar with its config, t
 source AUC and the training history. The sidecar is written last: its presence means done.
 
 The training itself is a recipe: :func:`train_on_images` (the backbone as a 2-class whole-image
-classifier) unless the backbone declares its own in ``BackboneSpec.extra["pretrain"]`` (patch_cnn:
-a patch classifier on lesion patches, then the whole-image network; see
-:func:`bench.backbones.patch_cnn.pretrain_two_stage`).
+classifier) unless the backbone declares its own in ``BackboneSpec.extra["pretrain"]``, by the name of a
+recipe in :mod:`bench.runner.recipes` (patch_cnn: ``"patches-then-images"``, a patch classifier on lesion
+patches, then the whole-image network; see :func:`bench.runner.recipes.pretrain_two_stage`).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from bench.data.splits import finetune_split
 from bench.records import load_pretrained_meta, pretrain_paths, write_json_atomic
 from bench.runner.datasets import get_dataset
 from bench.runner.freshness import dataset_summary
+from bench.runner.recipes import pretrain_recipe
 from bench.runner.seeds import pretrain_seeds
 from bench.train import fit, predict
 
@@ -49,7 +50,7 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
     log(f"pre-training {cfg['backbone']} on {cfg['source']} ({len(train_idx)} images, {cfg['epochs']} epochs, "
         f"held-out {len(val_idx)}) -> {ckpt.name}")
     # A backbone may bring its own recipe (BackboneSpec.extra["pretrain"], e.g. patch_cnn: patches, then images).
-    recipe = spec.extra.get("pretrain", train_on_images)
+    recipe = pretrain_recipe(spec, train_on_images)
     model, history, details = recipe(cfg, source, train_idx, val_idx, seeds=seeds, grad_accum=grad_accum, log=log)
     held_out = None
     if len(val_idx):
@@ -76,10 +77,10 @@ def train_on_images(cfg: dict, source: ArrayDataset, train_idx: np.ndarray, val_
                     seeds: dict, grad_accum: int = 1, log=print) -> tuple[torch.nn.Module, list[dict], dict]:
     """The default pre-training recipe: the backbone as a 2-class classifier of the source's whole images.
 
-    A backbone's own recipe (``BackboneSpec.extra["pretrain"]``) has this signature: it gets the resolved
-    pre-training config, the source, the training and held-out image indices (never train on the latter)
-    and the seeds; it returns the trained 2-class network (whose state dict is cached), its per-epoch
-    history and a JSON-able dict merged into the sidecar.
+    A backbone's own recipe (``BackboneSpec.extra["pretrain"]``: a name in :mod:`bench.runner.recipes`, or for a
+    plugin the function itself) has this signature: it gets the resolved pre-training config, the source, the
+    training and held-out image indices (never train on the latter) and the seeds; it returns the trained 2-class
+    network (whose state dict is cached), its per-epoch history and a JSON-able dict merged into the sidecar.
     """
     spec = BACKBONES.get(cfg["backbone"])
     seed = seeds["split"]

@@ -1,4 +1,4 @@
-"""More bad inputs, found by an adversarial review of suites and the command line (beyond docs/bad-inputs.md).
+"""Bad suites and command lines beyond the table of docs/bad-inputs.md (its second section lists these).
 
 Same contract as tests/test_bad_inputs.py: a non-zero exit (2: a bad suite or command line), one clear message
 naming the file or field and the fix, no Python traceback, and a finished record is the very same file afterwards.

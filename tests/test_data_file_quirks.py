@@ -1,5 +1,6 @@
-"""Second adversarial round: format-exact trees (../shared/DATASETS.md) for mias, inbreast, breastmnist and the
-folder/csv adapters, each with a quirk or a defect that ``bench data check`` or loading got wrong.
+"""Dataset files with a quirk or a defect (format-exact trees per ../shared/DATASETS.md) for the mias, inbreast,
+breastmnist, folder and csv adapters: DICOM elements, PGM encodings, text encodings that ``bench data check`` or
+loading once got wrong.
 
 Every test here failed before its fix, except ``test_pgm_variants_decode`` (a guard for the PGM encodings).
 """

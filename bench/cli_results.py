@@ -16,6 +16,7 @@ from bench.records import (
     latest_svcca_records,
     load_records,
     read_record_any,
+    record_file_problem,
 )
 
 
@@ -91,8 +92,8 @@ def _note_damaged(folder: Path, records: list[dict]) -> None:
     bad = damaged_records(folder, skip={f"{r.get('cell_id')}.json" for r in records})
     if bad:
         print(f"note: {len(bad)} file(s) in {folder} are not complete records and were left out: "
-              f"{', '.join(p.name for p in bad[:5])}{' ...' if len(bad) > 5 else ''} ('bench run SUITE' recomputes "
-              "a cell whose record is damaged)", file=sys.stderr)
+              f"{', '.join(f'{p.name} ({record_file_problem(p)})' for p in bad[:5])}{' ...' if len(bad) > 5 else ''}"
+              " ('bench run SUITE' recomputes a cell whose record is damaged)", file=sys.stderr)
 
 
 def cmd_verify(args) -> int:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
 
 from bench.fileio import write_json_atomic  # noqa: F401  (bench.records' name for it, used across bench)
+from bench.record_model import record_problem
 
 SCHEMA = 1
 FINISHED = ("ok", "na")
@@ -54,12 +55,15 @@ def load_pretrained_meta(results_root: str | Path, pretrain_id: str) -> dict | N
 
 
 def read_record(path: str | Path) -> dict | None:
-    """A record, or None if the file is missing or not a complete record."""
+    """A record, or None if the file is missing or not a complete, well-formed record (a cell record is checked
+    against :class:`bench.record_model.CellRecord`; :func:`damaged_records` says what is wrong with one)."""
     try:
         rec = json.loads(Path(path).read_text())
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return rec if isinstance(rec, dict) and "status" in rec and "cell_id" in rec else None
+    if not (isinstance(rec, dict) and "status" in rec and "cell_id" in rec):
+        return None
+    return None if record_problem(rec) else rec
 
 
 MANIFEST = "_suite.json"  # results/<suite>/_suite.json: the suite's cells, written by `bench run`
@@ -82,19 +86,22 @@ def iter_records(results_dir: str | Path) -> Iterator[dict]:
             yield rec
 
 
+def record_file_problem(path: str | Path) -> str | None:
+    """What is wrong with a ``*.json`` file of a results folder as a record ("not readable JSON",
+    ``"metrics.auc: Input should be a valid number"``), or None when it reads as a record or other JSON object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "not readable JSON"
+    return record_problem(obj) if isinstance(obj, dict) and "cell_id" in obj else None
+
+
 def damaged_records(results_dir: str | Path, skip: set[str] | frozenset = frozenset()) -> list[Path]:
-    """The ``*.json`` files of a results folder that are not readable JSON (a damaged or foreign file); the
-    manifest and other whole JSON objects are not listed. ``skip``: file names already read as records (so a
-    large folder is not parsed twice)."""
-    bad = []
-    for p in sorted(Path(results_dir).glob("*.json")):
-        if p.name in skip:
-            continue
-        try:
-            json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            bad.append(p)
-    return bad
+    """The ``*.json`` files of a results folder that are not readable JSON (a damaged or foreign file), or cell
+    records that are not well-formed (:func:`bench.record_model.record_problem`); the manifest and other whole
+    JSON objects are not listed. ``skip``: file names already read as records (so a large folder is not parsed
+    twice)."""
+    return [p for p in sorted(Path(results_dir).glob("*.json")) if p.name not in skip and record_file_problem(p)]
 
 
 def load_records(results_dir: str | Path) -> list[dict]:

@@ -64,3 +64,31 @@ def test_in_suite_order_follows_the_manifest_then_the_axes(tmp_path):
     records.write_json_atomic(tmp_path / records.MANIFEST, man)
     assert records.current_records(tmp_path, [a, c]) == [a]
     assert records.current_records(tmp_path, [c]) == [c]  # none current: all of them
+
+
+def _cell_record(**over) -> dict:
+    rec = {"schema": 1, "suite": "s", "cell_id": "abc", "status": "ok", "reason": None,
+           "cell": {"backbone": "toy_cnn", "source": "random", "ft_fraction": 0.5, "target": "synth-inbreast",
+                    "transfer": "full", "train_mode": "default", "seed": 0},
+           "config": {}, "metrics": {"auc": 0.7, "train_acc": None},
+           "predictions": {"image_id": ["a", "b"], "patient_id": None, "group_id": ["a", "b"], "label": [0, 1],
+                           "score": [-0.3, 0.4]},
+           "history": []}
+    rec.update(over)
+    return rec
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ({"metrics": {"auc": "high"}}, "metrics.auc"),
+    ({"status": "done"}, "status"),
+    ({"predictions": {"image_id": ["a", "b"], "label": [0], "score": [0.1, 0.2]}}, "predictions.label has 1"),
+    ({"predictions": None}, "status 'ok' without predictions"),
+    ({"cell": {"backbone": "toy_cnn"}}, "cell.source"),
+])
+def test_a_damaged_cell_record_is_not_read_and_the_report_names_its_field(tmp_path, damage, problem):
+    records.write_json_atomic(tmp_path / "good.json", _cell_record(cell_id="good"))
+    records.write_json_atomic(tmp_path / "abc.json", _cell_record(**damage))
+    assert records.read_record(tmp_path / "good.json") is not None
+    assert records.read_record(tmp_path / "abc.json") is None  # not finished: a run recomputes it
+    assert [p.name for p in records.damaged_records(tmp_path)] == ["abc.json"]
+    assert problem in records.record_file_problem(tmp_path / "abc.json")

@@ -24,7 +24,7 @@ from bench.report import (
     render_report_latex,
     table_transfer,
 )
-from bench.report_table import _format_value
+from bench.report.table import format_value
 
 FEW_SEEDS_NOTE = "a t interval from 2 runs is t(0.975, 1) · s / √2 = 12.7 · s / √2"
 OVERLAP_SENTENCE = "± and † disagree for 1 cell here (marked † although its interval overlaps"
@@ -78,7 +78,7 @@ def test_frame_with_auc_point_one_and_point_nine_is_cut_at_zero_and_one():
     row = cell_intervals(df).iloc[0]
     assert (row["low"], row["high"], bool(row["clipped"])) == (0.0, 1.0, True)
     assert row["half_width"] == pytest.approx(12.7062 * np.std([0.1, 0.9], ddof=1) / np.sqrt(2), rel=1e-4)
-    assert _format_value(row["mean"], row["half_width"], low=row["low"], high=row["high"],
+    assert format_value(row["mean"], row["half_width"], low=row["low"], high=row["high"],
                          value_range=metric_range("auc")) == "0.500 (0.000–1.000)"
 
 
@@ -103,7 +103,7 @@ def test_every_bounded_metric_is_cut_at_its_range(metric, values, low, high):
 def test_an_interval_inside_the_range_is_not_cut_and_keeps_its_plus_minus():
     s = seed_summary([0.80, 0.84, 0.79, 0.85, 0.82], value_range=(0, 1))
     assert not s["clipped"] and s["low"] == pytest.approx(s["mean"] - s["half_width"])
-    assert _format_value(s["mean"], s["half_width"], low=s["low"], high=s["high"], value_range=(0, 1)) == \
+    assert format_value(s["mean"], s["half_width"], low=s["low"], high=s["high"], value_range=(0, 1)) == \
         f"{s['mean']:.3f} ± {s['half_width']:.3f}"
     assert not seed_summary([0.8])["clipped"]                       # no interval: nothing cut
     assert seed_summary([-5.0, 5.0])["low"] < -5                    # no range: unbounded as before
@@ -113,8 +113,8 @@ def test_an_interval_inside_the_range_is_not_cut_and_keeps_its_plus_minus():
 
 def test_an_asymmetric_interval_whose_plus_minus_would_pass_one_prints_its_bounds():
     # a bootstrap interval [0.95, 1.0] around 0.99: "± 0.025" would suggest 1.015
-    assert _format_value(0.99, 0.025, low=0.95, high=1.0, value_range=(0, 1)) == "0.990 (0.950–1.000)"
-    assert _format_value(0.99, 0.025) == "0.990 ± 0.025"            # no range given: unchanged
+    assert format_value(0.99, 0.025, low=0.95, high=1.0, value_range=(0, 1)) == "0.990 (0.950–1.000)"
+    assert format_value(0.99, 0.025) == "0.990 ± 0.025"            # no range given: unchanged
 
 
 # --------------------------------------------------------------------------- few seeds

@@ -32,8 +32,8 @@ import pandas as pd
 
 from bench.analysis.stats import bootstrap_auc_ci, seed_summary
 
-__all__ = ["CELL_KEYS", "FEW_SEEDS", "METRIC_RANGES", "cell_intervals", "metric_range", "seed_bootstraps",
-           "seed_intervals"]
+__all__ = ["CELL_KEYS", "FEW_SEEDS", "METRIC_DIRECTION", "METRIC_RANGES", "cell_intervals", "metric_range",
+           "seed_bootstraps", "seed_intervals"]
 
 #: The axes that identify one table cell (everything but the seed).
 CELL_KEYS = ("backbone", "source", "ft_fraction", "target", "transfer")
@@ -47,6 +47,16 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     **dict.fromkeys(("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1", "train_acc",
                      "running_train_acc", "val_acc", "svcca", "pwcca", "cka"), _UNIT),
     "beta": (0.0, math.inf),  # train_acc / val_acc
+}
+
+#: Which way each metric is better: ``"higher"`` or ``"lower"`` (the report's ↑ / ↓). Metrics not listed have no
+#: direction (counts such as ``n_eval``).
+METRIC_DIRECTION: dict[str, str] = {
+    **dict.fromkeys(("auc", "accuracy", "balanced_accuracy", "f1", "sensitivity", "specificity", "train_acc",
+                     "val_acc"), "higher"),
+    "beta": "lower",  # train_acc / val_acc: about 1 is no overfitting, above 1 is overfitting
+    # similarity before vs after fine-tuning: higher = fine-tuning changed the layer less
+    **dict.fromkeys(("svcca", "pwcca", "cka"), "higher"),
 }
 
 _COLUMNS = ["n", "mean", "std", "half_width", "low", "high", "method", "clipped"]

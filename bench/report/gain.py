@@ -5,40 +5,33 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analysis.finetune_gain import finetune_gain_tests
-from bench.report_table import (
-    _fraction_label,
-    _source_label,
-    _source_order,
-    _Table,
-    _unique,
-)
+from bench.report.blocks import Block, Paragraph, Table
+from bench.report.table import NO_RECORD, SIGNIFICANT, fraction_label, source_label, source_order, unique
 
 __all__ = ["gain_blocks"]
 
-SIGNIFICANT = "†"
 
-
-def gain_blocks(df: pd.DataFrame, predictions: pd.DataFrame, target: str, *, alpha: float = 0.05) -> list:
+def gain_blocks(df: pd.DataFrame, predictions: pd.DataFrame, target: str, *, alpha: float = 0.05) -> list[Block]:
     """Report blocks for ``target`` (empty when no FT cell has a No-FT network of the same row)."""
     sub = df[df["target"] == target]
     tests = finetune_gain_tests(sub, predictions, alpha=alpha)
     if tests.empty:
         return []
-    fractions = sorted(set(tests["ft_fraction"]))
+    columns = sorted(set(tests["ft_fraction"]))
     rows = []
-    for backbone in _unique(tests["backbone"]):
+    for backbone in unique(tests["backbone"]):
         block = tests[tests["backbone"] == backbone]
-        for i, source in enumerate(s for s in _source_order(sub["source"]) if s in set(block["source"])):
+        for i, source in enumerate(s for s in source_order(sub["source"]) if s in set(block["source"])):
             texts = []
-            for f in fractions:
+            for f in columns:
                 hit = block[(block["source"] == source) & (block["ft_fraction"] == f)]
                 if hit.empty or not hit.iloc[0]["n_seeds"]:
-                    texts.append("—")
+                    texts.append(NO_RECORD)
                     continue
                 t = hit.iloc[0]
                 texts.append(f"{t['auc_reference']:.3f} → {t['auc']:.3f} ({t['difference']:+.3f})"
                              + (f" {SIGNIFICANT}" if t["significant"] else ""))
-            rows.append([backbone if i == 0 else "", _source_label(source), *texts])
+            rows.append([backbone if i == 0 else "", source_label(source), *texts])
     n, n_sig = len(tests), int(tests["significant"].sum())
     notes = [("No FT → FT on the FT cell's own evaluation images: the No-FT network (the same network as the No FT "
               "column, which is scored on the whole target) rescored from its stored per-image scores on the images "
@@ -48,5 +41,4 @@ def gain_blocks(df: pd.DataFrame, predictions: pd.DataFrame, target: str, *, alp
               f"table, α = {alpha}); {n_sig} of {n} significant.")]
     title = (f"**Fine-tuning gain on the same images** (`{target}`, transfer = full; the question of how much of the "
              "help is only fine-tuning)")
-    return [("p", title), ("table", _Table(["Backbone", "Pre-training", *map(_fraction_label, fractions)], rows,
-                                           notes))]
+    return [Paragraph(title), Table(["Backbone", "Pre-training", *map(fraction_label, columns)], rows, notes)]

@@ -21,17 +21,17 @@ import pandas as pd
 
 from bench.analysis.intervals import CELL_KEYS, cell_intervals, metric_range
 from bench.references import COLUMNS, METRICS, OURS, load_references, table_notes
-from bench.report_table import (
+from bench.report.blocks import Block, Heading, Paragraph, Table
+from bench.report.table import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
     N_RESAMPLES,
     NO_RECORD,
-    _bare_backbones,
-    _format_value,
-    _fraction_label,
-    _source_label,
-    _Table,
-    _unique,
+    bare_backbones,
+    format_value,
+    fraction_label,
+    source_label,
+    unique,
 )
 
 __all__ = ["OUTSIDE", "paper_blocks", "paper_vs_ours"]
@@ -50,8 +50,8 @@ def paper_vs_ours(df: pd.DataFrame, predictions: pd.DataFrame | None, reference:
     """One row per published value of ``reference``, with our matching cell.
 
     Args:
-        df: :func:`bench.report.records_frame` of the suite's records.
-        predictions: :func:`bench.report.predictions_frame` of them (the single-seed AUC bootstrap); may be None.
+        df: :func:`bench.report.frames.records_frame` of the suite's records.
+        predictions: :func:`bench.report.frames.predictions_frame` of them (the single-seed AUC bootstrap); may be None.
         reference: a study of :func:`bench.references.studies`.
         intervals: already computed :func:`cell_intervals` of ``df`` by record metric (e.g. ``{"auc": ...}``);
             the others are computed here, for the referenced cells only.
@@ -65,7 +65,7 @@ def paper_vs_ours(df: pd.DataFrame, predictions: pd.DataFrame | None, reference:
     """
     refs = load_references(reference)
     printed = [r["value"] for r in load_references(reference, printed=True)]
-    bare = _bare_backbones(df) if not df.empty else df
+    bare = bare_backbones(df) if not df.empty else df
     match = pd.Series(False, index=df.index)
     masks = []
     for r in refs:
@@ -128,12 +128,12 @@ def _ours_text(row) -> str:
         return NO_RECORD
     if row["status"] != "ok":
         return row["status"]
-    return _format_value(row["ours"], row["half_width"] if row["interval"] != "none" else None, low=row["low"],
+    return format_value(row["ours"], row["half_width"] if row["interval"] != "none" else None, low=row["low"],
                          high=row["high"], value_range=metric_range(row["ours_metric"]))
 
 
 def _column_label(row, *, transfers: int) -> str:
-    label = _fraction_label(float(row["ft_fraction"]))
+    label = fraction_label(float(row["ft_fraction"]))
     if transfers > 1:
         label += f", {row['transfer']}"
     if row["train_mode"] != "default":
@@ -205,16 +205,16 @@ def _notes(sub: pd.DataFrame, tta: str | None) -> list[str]:
     return notes
 
 
-def paper_blocks(frame: pd.DataFrame, reference: str, *, tta: str | None = None) -> list:
+def paper_blocks(frame: pd.DataFrame, reference: str, *, tta: str | None = None) -> list[Block]:
     """Report blocks: a section with one table per paper table (rows: published values), notes under each."""
     where = table_notes(reference)
-    blocks: list = [("h2", f"Paper vs ours: {reference}"),
-                     ("p", (f"The published values of `{reference}` (`bench references {reference}`; the paper's "
-                            "numbers as printed, keyed by this suite's cells) beside ours. A row per published value; "
-                            "NA = the paper prints NA; — = no record of that cell here."))]
-    for table in _unique(frame["table"]):
+    blocks: list[Block] = [Heading(f"Paper vs ours: {reference}"),
+                           Paragraph(f"The published values of `{reference}` (`bench references {reference}`; the "
+                                     "paper's numbers as printed, keyed by this suite's cells) beside ours. A row per "
+                                     "published value; NA = the paper prints NA; — = no record of that cell here.")]
+    for table in unique(frame["table"]):
         sub = frame[frame["table"] == table]
-        metrics = _unique(sub["metric"])
+        metrics = unique(sub["metric"])
         transfers = sub["transfer"].nunique()
         headers = ["Backbone", "Pre-training", "Column", *(["Metric"] if len(metrics) > 1 else []), "Paper",
                    "Ours", "Ours − paper", "Mark"]
@@ -222,17 +222,17 @@ def paper_blocks(frame: pd.DataFrame, reference: str, *, tta: str | None = None)
         for _, r in sub.iterrows():
             head = (r["backbone"], r["source"])
             rows.append([r["backbone"] if last is None or head[0] != last[0] else "",
-                         _source_label(r["source"]) if head != last else "",
+                         source_label(r["source"]) if head != last else "",
                          _column_label(r, transfers=transfers),
                          *([METRICS[r["metric"]]] if len(metrics) > 1 else []),
                          r["paper_printed"], _ours_text(r),
                          f"{r['difference']:+.3f}" if math.isfinite(r["difference"]) else "",
                          OUTSIDE if _outside(r["within_interval"]) else ""])
             last = head
-        targets = ", ".join(_unique(sub["target"]))
+        targets = ", ".join(unique(sub["target"]))
         title = (f"**Paper vs ours: Table {table}** ({targets}"
                  + (f"; {METRICS[metrics[0]]}" if len(metrics) == 1 else "") + ")")
         if table in where:
             title += f". In the paper: {where[table]}"
-        blocks += [("p", title), ("table", _Table(headers, rows, _notes(sub, tta)))]
+        blocks += [Paragraph(title), Table(headers, rows, _notes(sub, tta))]
     return blocks

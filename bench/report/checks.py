@@ -1,5 +1,6 @@
 """What the report marks before a number is believed: degenerate cells and cells computed without BatchNorm
-re-estimation (issue 11). Record dicts and frames in, marks and rows out; :mod:`bench.report` lays them out.
+re-estimation (issue 11). Record dicts and frames in, marks and rows out; the table modules of
+:mod:`bench.report` lay them out.
 
 - ``⚑`` (:data:`DEGENERATE`): at least one seed of the table cell is degenerate (:mod:`bench.analysis.degenerate`:
   one class predicted at the threshold, AUC interval below 0.5, or eval-mode train accuracy far below the running
@@ -16,13 +17,14 @@ import math
 import pandas as pd
 
 from bench.analysis.degenerate import FLAGS, record_flags
+from bench.analysis.intervals import CELL_KEYS
 
-__all__ = ["DEGENERATE", "PARTIAL", "UNCALIBRATED", "flagged_rows", "marks_note", "record_check", "table_marks"]
+__all__ = ["DEGENERATE", "PARTIAL", "UNCALIBRATED", "environment_line", "flagged_rows", "marks_note", "record_check",
+           "table_marks", "uses_running_statistics"]
 
 DEGENERATE = "⚑"
 UNCALIBRATED = "◊"
 PARTIAL = "◐"
-CELL_KEYS = ("backbone", "source", "ft_fraction", "target", "transfer")
 SHORT = {"one_class": "one class", "auc_below_chance": "AUC < 0.5", "eval_below_running": "eval < train"}
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.analysis.intervals import CELL_KEYS
 from bench.analysis.paired import paired_tests
 
 __all__ = ["GAIN_KEYS", "finetune_gain_tests", "rescore_no_ft"]
 
-GAIN_KEYS = ["backbone", "source", "ft_fraction", "target", "transfer"]
+GAIN_KEYS = list(CELL_KEYS)
 STAGE = "stage"  # the axis the compared cells differ in: "no_ft" (rescored) or "ft"
 
 

@@ -37,6 +37,8 @@ __all__ = ["CELL_KEYS", "FEW_SEEDS", "METRIC_DIRECTION", "METRIC_RANGES", "cell_
 
 #: The axes that identify one table cell (everything but the seed).
 CELL_KEYS = ("backbone", "source", "ft_fraction", "target", "transfer")
+#: Every axis of a cell record (``record["cell"]``): the table cell's, the train mode and the seed.
+AXES = (*CELL_KEYS, "train_mode", "seed")
 
 #: A t interval from fewer seeds than this says little (two seeds: ``t_{0.975, 1} = 12.7``).
 FEW_SEEDS = 3

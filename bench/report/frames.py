@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.analysis.intervals import AXES as INTERVAL_AXES
 from bench.analysis.intervals import CELL_KEYS, cell_intervals, seed_bootstraps
 from bench.analysis.metrics import FALCONI_GAP
 from bench.registry import closest
@@ -19,7 +20,7 @@ from bench.report.table import BOOTSTRAP_SEED, CONFIDENCE, N_RESAMPLES
 __all__ = ["AXES", "CHECK_COLUMNS", "RECORD_METRICS", "SVCCA_LAYERS", "SVCCA_REFERENCES", "ReportData", "as_float",
            "check_metric", "overfit_cells", "predictions_frame", "records_frame", "svcca_frame"]
 
-AXES = ("backbone", "source", "ft_fraction", "target", "transfer", "train_mode", "seed")
+AXES = INTERVAL_AXES
 RECORD_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "train_acc", "running_train_acc", "val_acc",
                   "beta", "n_finetune", "n_eval")
 CHECK_COLUMNS = ("flags", "uncalibrated", "partial_weights", "auc_low", "auc_high")  # bench.report.checks.record_check

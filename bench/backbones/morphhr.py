@@ -42,20 +42,14 @@ the resolution change. ``morphhr`` keeps the paper's assignment.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-from bench.backbones._base import BackboneSpec, register_backbone
-from bench.backbones.timm_models import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    RESNET_STAGES,
-    _timm,
-    resnet_slim,
-)
+from bench.backbones import builtin
+from bench.backbones._base import BACKBONES
+from bench.backbones.timm_models import _timm, resnet_slim
 
 MID = 64  # conv1_1's output channels (C_l)
 OFFSETS = (0, 3, 4)  # impulse positions in the 5x5 window; the 3x3 tile at each covers these rows of the 7x7
@@ -168,21 +162,11 @@ def morph_resnet18_state(state: dict, taps: str = "paper") -> dict:
     return out
 
 
-MORPHHR = BackboneSpec(
-    name="morphhr", create=create_morphhr, stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512),
-    reductions=tuple(2 * r for r in (2, 4, 8, 16, 32)), mean=IMAGENET_MEAN, std=IMAGENET_STD, min_size=32,
-    input_size=448, head="fc", weights_from="resnet18", adapt_weights=morph_resnet18_state, create_slim=_slim,
-    description="ResNet-18 with conv1 morphed to 5x5 -> 2x2 max-pool -> 3x3 (Wei et al., MorphHR): 2x input "
-                "resolution; imagenet = resnet18's weights morphed")
-register_backbone(MORPHHR)
-
-
 def morph_resnet18_state_2x(state: dict) -> dict:
     """``morph_resnet18_state(state, taps="2x")``: ``morphhr_2x``'s ``adapt_weights``."""
     return morph_resnet18_state(state, taps="2x")
 
 
-register_backbone(dataclasses.replace(
-    MORPHHR, name="morphhr_2x", adapt_weights=morph_resnet18_state_2x,
-    description="morphhr (same network) whose imagenet weights = resnet18's morphed with the 2x-aware tap "
-                "assignment instead of the paper's: preserves more of resnet18's function at 2x input"))
+# the specs (morphhr, morphhr_2x) are declared in bench.backbones.builtin
+builtin.bind(__name__)
+MORPHHR = BACKBONES.get("morphhr")

@@ -29,16 +29,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.backbones._base import BackboneSpec, register_backbone
+from bench.backbones import builtin
+from bench.backbones._base import BACKBONES
+from bench.backbones.builtin import IMAGENET_NA, PRETRAIN_RECIPE  # noqa: F401  (their names)
+from bench.backbones.builtin import PATCH_CHANNELS as CHANNELS  # noqa: F401
+from bench.backbones.builtin import PATCH_REDUCTIONS as REDUCTIONS  # noqa: F401
+from bench.backbones.builtin import PATCH_STAGES as STAGES  # noqa: F401
+from bench.backbones.builtin import PATCH_WIDTH as WIDTH
 
-WIDTH = 16
-STAGES = ("conv1", "block1", "block2", "block3", "top")
-CHANNELS = (WIDTH, 2 * WIDTH, 4 * WIDTH, 8 * WIDTH, 4 * WIDTH)
-REDUCTIONS = (1, 2, 4, 8, 32)
-# The source pre-training recipe, by name: a recipe of bench.runner.recipes (this module imports no training code).
-PRETRAIN_RECIPE = "patches-then-images"
-IMAGENET_NA = ("patch_cnn (Shen et al.) is pre-trained from lesion patches of a source with masks, not on ImageNet; "
-               "Bulathsinghalage & Liu's Table 1 has no ImageNet row for the patch-based CNN")
+# The spec (stages, channels, the pre-training recipe's name, ...) is declared in bench.backbones.builtin.
 
 
 def _res_block(cin: int, cout: int) -> nn.Module:
@@ -103,10 +102,5 @@ class PatchClassifier(nn.Module):
         return self.fc(self.pool(self.trunk(x)).flatten(1))
 
 
-SPEC = register_backbone(BackboneSpec(
-    name="patch_cnn", create=PatchCNN, stages=STAGES, channels=CHANNELS, reductions=REDUCTIONS, min_size=16,
-    input_size=64, head="fc",
-    description="Shen et al. all-convolutional whole-image CNN (small ResNet patch trunk + 2 VGG top blocks); "
-                "source pre-training: patch classifier on lesion/background patches, then whole images",
-    extra={"pretrain": PRETRAIN_RECIPE, "pretrain_settings": "patch",
-           "unsupported_sources": {"imagenet": IMAGENET_NA}}))
+builtin.bind(__name__)
+SPEC = BACKBONES.get("patch_cnn")

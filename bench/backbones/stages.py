@@ -66,7 +66,7 @@ def stage_boundaries(model: nn.Module, stages: tuple[str, ...] | BackboneSpec | 
         info = getattr(model, "feature_info", None)
         if info is None:
             raise ValueError(f"{type(model).__name__} has no timm feature_info; declare BackboneSpec.stages")
-        from bench.backbones._base import nonempty_taps
+        from bench.backbones.probe import nonempty_taps
 
         stages = tuple(nonempty_taps(model, [f["module"] for f in info]))[-len(STAGE_NAMES):]
     if not stages:

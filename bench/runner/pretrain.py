@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bench.backbones import BACKBONES, create_backbone
-from bench.backbones._base import load_checkpoint
+from bench.backbones.checkpoint import load_checkpoint
 from bench.data import ArrayDataset
 from bench.data.splits import finetune_split
 from bench.records import load_pretrained_meta, pretrain_paths, write_json_atomic

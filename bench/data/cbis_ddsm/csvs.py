@@ -8,8 +8,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from bench.data.base import DatasetFormatError
 from bench.data.helpers import decode_text
 
@@ -110,6 +108,8 @@ def read_case_csv(path: Path, kind: str, split: str, warnings: list[str], exclud
         warnings.append(f"{path.name} is not UTF-8; read as Windows-1252 (descriptor spellings may differ)")
     header = text.split("\n", 1)[0]
     sep = max((",", ";", "\t"), key=header.count)  # ',' in the release; ';' or tab in re-saved copies
+    import pandas as pd  # 0.3 s to import: only when a CSV is read
+
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as exc:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from bench.data.cbis_ddsm.csvs import Row
 
@@ -169,6 +168,8 @@ class KaggleTree:
         self._roi: dict[tuple[str, ...], tuple[Path | None, Path | None, str]] = {}
 
     def _read_info(self, path: Path, warnings: list[str]) -> None:
+        import pandas as pd  # 0.3 s to import: only when a CSV is read
+
         try:
             df = pd.read_csv(path, sep=None, engine="python", dtype=str)  # ';' in re-saved copies: sniff it
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-from scipy import ndimage
 
 from bench.data.base import ArrayDataset
 from bench.data.synthetic.options import SynthOptions
@@ -43,6 +42,8 @@ def chunks(n: int, size: int) -> list[slice]:
 
 def gauss(img: np.ndarray, sigma_frac: float | tuple[float, float], size: int) -> np.ndarray:
     """Blur a ``(n, H, W)`` stack in the image plane; sigma is a fraction of the image size."""
+    from scipy import ndimage  # 0.3 s to import: only when images are drawn
+
     sy, sx = (sigma_frac, sigma_frac) if np.isscalar(sigma_frac) else sigma_frac
     sy, sx = sy * size, sx * size
     if max(sy, sx) < 0.05:  # below a twentieth of a pixel the kernel is the identity
@@ -108,6 +109,8 @@ def splat_points(n: int, size: int, img_idx: np.ndarray, ys: np.ndarray, xs: np.
     much cheaper than evaluating one Gaussian per point over the whole image. The dot width never
     drops below half a pixel, so tiny images still show (coarser) dots instead of aliasing them.
     """
+    from scipy import ndimage  # 0.3 s to import: only when images are drawn
+
     out = np.zeros((n, size, size), np.float32)
     py, px = (ys + 1.0) * 0.5 * size - 0.5, (xs + 1.0) * 0.5 * size - 0.5
     y0, x0 = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)

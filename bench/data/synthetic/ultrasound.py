@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from bench.data.base import ArrayDataset
 from bench.data.synthetic.draw import (
@@ -27,6 +26,14 @@ from bench.data.synthetic.draw import (
     to_uint8,
 )
 from bench.data.synthetic.options import UltrasoundOptions
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """``scipy.special.expit`` (the logistic function), with scipy imported on first use (0.1 s)."""
+    from scipy.special import expit as logistic
+
+    return logistic(x)
+
 
 US_KINDS = ("normal", "benign", "malignant")
 

@@ -128,16 +128,17 @@ def cmd_run(args) -> int:
     print(f"done in {summary.seconds:.1f}s: {summary.computed} computed, {summary.na} NA, {summary.failed} failed, "
           f"{summary.skipped} already done, {summary.pretrained} source pre-training(s)"
           + (f", {summary.by_others} computed by another runner" if summary.by_others else "")
-          + (f", {summary.blocked} left pending (their data or weights are missing)" if summary.blocked else ""),
+          + (f", {summary.blocked} left pending (their data or weights are missing)" if summary.blocked else "")
+          + (f"; SVCCA runs: {summary.analyses} computed, {summary.analyses_failed} failed"
+             if suite.config.analysis.svcca else ""),
           file=sys.stderr)
     if summary.kept_failed:
         print(f"{summary.kept_failed} cell(s) failed in an earlier run and were kept, not retried "
               f"('bench status {root / suite.name}' shows why; 'bench run {args.suite} --retry-failed' retries "
               "them)", file=sys.stderr)
-    svcca_failed = _run_svcca(suite, root) if suite.config.analysis.svcca else 0
-    path = _write_suite_report(suite, root, reports)
+    path = _write_suite_report(suite, root, reports)  # SVCCA runs are jobs of the same plan: done above
     print(f"report: {path}")
-    return 1 if summary.failed or summary.kept_failed or summary.blocked or svcca_failed else 0
+    return 1 if summary.failed or summary.kept_failed or summary.blocked or summary.analyses_failed else 0
 
 
 def _write_suite_report(suite, root: Path, reports: Path) -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,9 @@ import torch
 import yaml
 
 from bench.cli import main
+from bench.records import read_record, record_path
+from bench.runner import build_plan, executor_settings, run_suite
+from bench.runner.plan import format_plan
 from bench.runner.svcca import (
     layer_activations,
     run_svcca,
@@ -16,6 +20,7 @@ from bench.runner.svcca import (
     svcca_jobs,
     svcca_records,
 )
+from bench.runner.worker import JOURNAL
 from bench.suite import SuiteError, build_suite
 
 pytestmark = pytest.mark.slow
@@ -105,6 +110,52 @@ def test_report_and_cli_render_the_svcca_table_and_figure(svcca_run, tmp_path, m
     assert [c.strip() for c in header.strip("|").split("|")][2:] == LAYERS
     assert (tmp_path / "reports" / "tiny-svcca" / "svcca.png").stat().st_size > 1000
     assert r"\begin{tabular}" in (tmp_path / "reports" / "tiny-svcca" / "report.tex").read_text()
+
+
+def _small(**svcca) -> dict:
+    """One cell (toy_cnn from ``source``, no fine-tuning) and the SVCCA runs asked for."""
+    raw = _raw(targets=["synth-inbreast"], **svcca)
+    raw["axes"] = {**raw["axes"], "source": svcca.get("sources", ["synth-ddsm"]), "seeds": 1}
+    return raw
+
+
+def test_a_failing_run_is_a_failed_record_with_a_cells_error_and_plan_and_status_show_the_runs(tmp_path, capsys):
+    raw = {**_small(backbones=["fault_raise"], sources=["random"]), "plugins": ["plugins_faults"]}
+    suite = build_suite(raw)
+    plan = build_plan(suite, tmp_path)
+    assert [j.kind for j in plan.jobs] == ["cell", "svcca"]  # the runs are jobs of the plan, after the cells
+    assert "svcca analysis runs: 1 to run, 0 done" in format_plan(plan)
+    said: list[str] = []
+    summary = run_suite(suite, results_root=tmp_path, executor=executor_settings(suite, workers=0), progress=False,
+                        log=said.append)
+    assert summary.analyses == 0 and summary.analyses_failed == 1
+    key = plan.analyses[0].key
+    rec = read_record(record_path(svcca_dir(tmp_path, suite.name), key))
+    assert rec["status"] == "failed" and rec["reason"] == "RuntimeError: injected fault" and rec["layers"] == []
+    assert set(rec["error"]) == {"class", "kind", "message", "cause", "traceback", "user_error"}
+    assert rec["error"]["class"] == "RuntimeError" and rec["error"]["kind"] == "exception"
+    assert rec["job"]["backbone"] == "fault_raise" and rec["kind"] == "svcca" and rec["provenance"]
+    assert any(m.startswith("svcca 1/1: fault_raise from random") for m in said)
+    assert any(m == f"svcca {key} FAILED: RuntimeError: injected fault" for m in said)
+    assert main(["status", str(tmp_path / suite.name)]) == 0
+    out = capsys.readouterr().out
+    assert "svcca analysis runs: 1: done 0, failed 1" in out and f"failed   svcca {key} fault_raise" in out
+    assert "1 to run (1 failed before, retried)" in format_plan(build_plan(suite, tmp_path))
+
+
+def test_worker_processes_run_the_svcca_runs(tmp_path, monkeypatch):
+    tests = os.path.dirname(__file__)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.path.dirname(tests), tests]))
+    suite = build_suite(_small())
+    summary = run_suite(suite, results_root=tmp_path, executor=executor_settings(suite, workers=1), progress=False,
+                        log=lambda m: None)
+    assert summary.analyses == 1 and summary.pretrained == 1 and summary.analyses_failed == 0
+    folder = svcca_dir(tmp_path, suite.name)
+    assert [r["status"] for r in svcca_records(folder, suite)] == ["ok"]
+    pids = {json.loads(x)["pid"] for x in (folder / JOURNAL).read_text().splitlines()}
+    assert pids and os.getpid() not in pids  # computed in the worker process
+    again = run_svcca(suite, results_root=tmp_path, log=lambda m: None)
+    assert again.computed == 0 and again.skipped == 1
 
 
 def test_suite_without_analysis_is_a_clear_cli_error(tmp_path, capsys):

@@ -30,22 +30,22 @@ def base_record(suite: str, cell: Cell) -> dict:
 
 def initial_weights(cell: Cell, model: torch.nn.Module, results_root: Path, log=print) -> dict:
     """Load the cell's source into ``model`` (in place); return what happened, for the record."""
-    cfg = cell.config
+    cfg = cell.settings
     if cell.source == "random":
         return {"source": "random"}
     if cell.source == "imagenet":
-        state, where = imagenet_state_dict(cell.backbone, cfg.get("weights"), with_origin=True)
+        state, where = imagenet_state_dict(cell.backbone, cfg.weights, with_origin=True)
         info = {"source": "imagenet"}
     else:
-        state, meta = ensure_pretrained(cfg["pretrain"], cell.pretrain_id, results_root, log=log)
+        state, meta = ensure_pretrained(cfg.pretrain, cell.pretrain_id, results_root, log=log)
         where = str(pretrain_paths(results_root, cell.pretrain_id)[0])
         info = {"source": cell.source, "pretrain_id": cell.pretrain_id, "pretrain_reused": meta["reused"],
                 "pretrain_held_out_auc": (meta.get("held_out") or {}).get("auc"),
                 "source_data": (meta.get("data") or {}).get("source")}
     try:
-        moved = transfer_weights(model, state, mode=cell.transfer, hybrid_stage=cfg.get("hybrid_stage", "block2"),
+        moved = transfer_weights(model, state, mode=cell.transfer, hybrid_stage=cfg.hybrid_stage,
                                  spec=BACKBONES.get(cell.backbone),
-                                 accept_partial=cfg.get("accept_partial_weights", False))
+                                 accept_partial=cfg.accept_partial_weights)
     except PartialWeightsError as exc:
         raise PartialWeightsError(f"{cell.source} weights for {cell.backbone} ({where}): {exc}") from None
     return {**info, "transfer": moved}
@@ -54,10 +54,9 @@ def initial_weights(cell: Cell, model: torch.nn.Module, results_root: Path, log=
 def create_cell_model(cell: Cell) -> torch.nn.Module:
     """The cell's randomly initialised network: the backbone, or for hybrid cells its slim variant
     (pretrained part up to ``hybrid_stage``, later stages at ``hybrid_width`` x their channels)."""
-    cfg = cell.config
+    cfg = cell.settings
     if cell.transfer == "hybrid":
-        return create_hybrid(cell.backbone, 2, stage=cfg.get("hybrid_stage", "block2"),
-                             width=cfg.get("hybrid_width", 1.0))
+        return create_hybrid(cell.backbone, 2, stage=cfg.hybrid_stage, width=cfg.hybrid_width)
     return create_backbone(cell.backbone, 2)
 
 
@@ -124,9 +123,9 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
     if cell.na_reason:
         return {**rec, "status": "na", "reason": cell.na_reason, "metrics": {}, "predictions": None, "history": []}
     t0 = time.perf_counter()
-    cfg = cell.config
+    cfg = cell.settings
     spec = BACKBONES.get(cell.backbone)
-    target = get_dataset(cell.target, cfg["target_data"], cfg["image_size"])
+    target = get_dataset(cell.target, cfg.target_data, cfg.image_size)
     seeds = cell_seeds(cell.axes)
     torch.manual_seed(seeds["init"])  # same init for every cell of this seed and backbone: paired comparisons
     model = create_cell_model(cell)
@@ -134,7 +133,7 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
     t_ready = time.perf_counter()
 
     history, train_acc, val_idx = [], None, np.arange(0)
-    tta = cfg.get("tta", "none")
+    tta = cfg.tta
     if cell.ft_fraction > 0:
         ft_idx, ev_idx = finetune_split(target.labels, target.groups, cell.ft_fraction, seeds["split"])
         history, train_idx, val_idx = finetune(cell, model, target, ft_idx, seeds, grad_accum=grad_accum)
@@ -189,6 +188,6 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
 def bn_recalibration(cell: Cell) -> dict:
     """Whether the cell's networks had their BatchNorm statistics re-estimated for their final weights: after
     fine-tuning (None without) and after source pre-training (None for random and ImageNet sources)."""
-    cfg = cell.config
-    return {"finetune": bool(cfg["finetune"].get("bn_recalibrate")) if "finetune" in cfg else None,
-            "pretrain": bool(cfg["pretrain"].get("bn_recalibrate")) if "pretrain" in cfg else None}
+    cfg = cell.settings
+    return {"finetune": bool(cfg.finetune.get("bn_recalibrate")) if cfg.finetune is not None else None,
+            "pretrain": bool(cfg.pretrain.get("bn_recalibrate")) if cfg.pretrain is not None else None}

@@ -3,7 +3,9 @@
 The result store is the state. A cell with an ``ok`` or ``na`` record is done; a ``failed`` record is
 kept (not recomputed) unless ``retry_failed``; a pre-training is done when its checkpoint and ``ok``
 sidecar exist, and failed when its sidecar says ``failed``. Everything else is pending. A pending cell
-whose source pre-training is pending depends on it.
+whose source pre-training is pending depends on it. The runs of the suite's SVCCA analysis
+(``analysis.svcca``, :mod:`bench.runner.svcca`) are jobs of the same graph (kind "svcca"), after the cells: one
+is done when its record under ``<suite>/svcca/`` says ok; a failed one is retried by the next run.
 """
 from __future__ import annotations
 
@@ -13,25 +15,107 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.records import load_pretrained_meta, pretrain_paths, read_record, record_path
-from bench.suite import Cell, Suite
+from bench.records import (
+    SCHEMA,
+    SVCCA_DIR,
+    load_pretrained_meta,
+    pretrain_paths,
+    read_record,
+    record_path,
+)
+from bench.suite import (
+    SPECIAL_SOURCES,
+    Axes,
+    Cell,
+    Suite,
+    expand,
+    identity_hash,
+    stage_map_revision,
+)
+
+#: Bump when the SVCCA protocol's meaning changes: it is part of every analysis id.
+SVCCA_PROTOCOL = 1
+
+
+@dataclass(frozen=True)
+class SvccaJob:
+    """One (backbone, source, target, seed) of the protocol; ``cell`` describes networks A and B like a cell."""
+
+    backbone: str
+    source: str
+    target: str
+    seed: int
+    cell: Cell
+    config: dict = field(repr=False)
+    analysis_id: str = ""
+
+    @property
+    def axes(self) -> dict:
+        return {"backbone": self.backbone, "source": self.source, "target": self.target, "seed": self.seed,
+                "ft_share": self.cell.ft_fraction}
+
+    def record_head(self, suite: str) -> dict:
+        """The keys every record of this run starts with (ok or failed)."""
+        return {"schema": SCHEMA, "suite": suite, "kind": "svcca", "analysis_id": self.analysis_id,
+                "cell_id": self.analysis_id, "job": self.axes, "config": self.config}
+
+
+def svcca_jobs(suite: Suite) -> list[SvccaJob]:
+    """The protocol's runs for a suite, in order backbone x source x target x seed (empty without the block).
+
+    Networks A and B are described by a :class:`bench.suite.Cell` built by the suite's own expansion (axes: the
+    job's backbone, source, target and seed, ``ft_fraction = ft_share``, transfer full), so their config (data
+    options, source pre-training id, weights, fine-tuning settings) is resolved exactly as for a cell.
+    """
+    sv = suite.config.analysis.svcca
+    if sv is None:
+        return []
+    cfg = suite.config
+    sources = sv.sources if sv.sources is not None else [s for s in cfg.axes.source if s not in SPECIAL_SOURCES]
+    finetune = cfg.finetune if sv.epochs is None else cfg.finetune.model_copy(update={"epochs": sv.epochs})
+    axes = Axes(backbone=sv.backbones or cfg.axes.backbone, source=sources, ft_fraction=[sv.ft_share],
+                target=sv.targets, transfer=["full"], seeds=cfg.axes.seed_list)
+    settings = {"pooling": sv.pooling, "max_datapoints": sv.max_datapoints, "keep": sv.keep, "rule": sv.rule,
+                "bn_reference": sv.bn_reference}
+    jobs = []
+    for cell in expand(cfg.model_copy(update={"axes": axes, "exclude": [], "finetune": finetune})):
+        config = {"analysis": "svcca", "protocol": SVCCA_PROTOCOL, "cell": cell.config, **settings}
+        if stage_map_revision(cell.backbone):  # the layers compared are the stage ends
+            config["stage_map_revision"] = stage_map_revision(cell.backbone)
+        jobs.append(SvccaJob(cell.backbone, cell.source, cell.target, cell.seed, cell, config, identity_hash(config)))
+    return jobs
+
+
+def svcca_dir(results_root: str | Path, suite: str) -> Path:
+    return Path(results_root) / suite / SVCCA_DIR
+
+
+def result_folder(results_root: str | Path, suite: str, kind: str) -> Path:
+    """Where a job of ``kind`` writes its result (and its claim and journal live)."""
+    if kind == "pretrain":
+        return Path(results_root) / "pretrain"
+    return svcca_dir(results_root, suite) if kind == "svcca" else Path(results_root) / suite
 
 
 @dataclass(frozen=True)
 class Job:
-    """One node of the graph: ``kind`` is "pretrain", "cell" or "na" (an NA cell: written, not trained)."""
+    """One node of the graph: ``kind`` is "pretrain", "cell", "na" (an NA cell: written, not trained) or
+    "svcca" (one run of the SVCCA analysis, ``analysis``)."""
 
     key: str
     kind: str
     cell: Cell | None = None
     config: dict | None = None
     deps: tuple[str, ...] = ()
+    analysis: SvccaJob | None = None
 
     @property
     def label(self) -> str:
         if self.kind == "pretrain":
             return f"pre-training {self.config['backbone']} on {self.config['source']} (seed {self.config['seed']})"
         c = self.cell
+        if self.kind == "svcca":
+            return f"{c.backbone} from {c.source} on {c.target}, seed {c.seed}"
         return f"{c.backbone}/{c.source}/ft{c.ft_fraction:g}/{c.target}/{c.transfer}/s{c.seed}"
 
 
@@ -45,6 +129,9 @@ class Plan:
     failed_kept: dict[str, str] = field(default_factory=dict)  # cell id -> reason (kept, not retried)
     pretrain_failed: dict[str, str] = field(default_factory=dict)  # pretrain id -> reason (kept)
     pretrain_cached: set[str] = field(default_factory=set)
+    analyses: list[Job] = field(default_factory=list)  # pending SVCCA runs (failed ones included: retried)
+    analyses_done: list[str] = field(default_factory=list)  # analysis ids with an ok record
+    analyses_failed: dict[str, str] = field(default_factory=dict)  # analysis id -> reason of the earlier failure
 
     @property
     def out(self) -> Path:
@@ -52,8 +139,16 @@ class Plan:
 
     @property
     def jobs(self) -> list[Job]:
-        """Every pending job, pre-trainings first."""
-        return list(self.pretrain.values()) + self.cells
+        """Every pending job, pre-trainings first, the SVCCA runs last."""
+        return list(self.pretrain.values()) + self.cells + self.analyses
+
+    def keep_only(self, jobs: list[Job]) -> None:
+        """Restrict the pending cells and analyses to ``jobs``, and the pre-trainings to those they need."""
+        keys = {j.key for j in jobs}
+        self.cells = [j for j in self.cells if j.key in keys]
+        self.analyses = [j for j in self.analyses if j.key in keys]
+        needed = {d for j in self.cells + self.analyses for d in j.deps}
+        self.pretrain = {k: v for k, v in self.pretrain.items() if k in needed or k in keys}
 
 
 def pretrain_state(results_root: Path, pretrain_id: str) -> tuple[str, str | None]:
@@ -66,7 +161,8 @@ def pretrain_state(results_root: Path, pretrain_id: str) -> tuple[str, str | Non
     return "pending", None
 
 
-def build_plan(suite: Suite, results_root: str | Path, *, retry_failed: bool = False) -> Plan:
+def build_plan(suite: Suite, results_root: str | Path, *, retry_failed: bool = False, analyses: bool = True) -> Plan:
+    """The plan of ``suite`` under ``results_root``; ``analyses``: with the runs of its SVCCA analysis."""
     results_root = Path(results_root)
     plan = Plan(suite=suite, results_root=results_root)
     out = plan.out
@@ -82,21 +178,33 @@ def build_plan(suite: Suite, results_root: str | Path, *, retry_failed: bool = F
         if cell.na_reason:
             plan.cells.append(Job(cell.cell_id, "na", cell=cell))
             continue
-        deps: tuple[str, ...] = ()
-        pid = cell.pretrain_id
-        if pid:
-            if pid not in plan.pretrain and pid not in plan.pretrain_cached and pid not in plan.pretrain_failed:
-                state, reason = pretrain_state(results_root, pid)
-                if state == "done":
-                    plan.pretrain_cached.add(pid)
-                elif state == "failed" and not retry_failed:
-                    plan.pretrain_failed[pid] = reason or "failed"
-                else:
-                    plan.pretrain[pid] = Job(pid, "pretrain", config=cell.config["pretrain"])
-            if pid in plan.pretrain or pid in plan.pretrain_failed:
-                deps = (pid,)
-        plan.cells.append(Job(cell.cell_id, "cell", cell=cell, deps=deps))
+        plan.cells.append(Job(cell.cell_id, "cell", cell=cell, deps=_deps(plan, cell, retry_failed)))
+    for job in svcca_jobs(suite) if analyses else ():
+        rec = read_record(record_path(svcca_dir(results_root, suite.name), job.analysis_id))
+        if rec and rec.get("status") == "ok":
+            plan.analyses_done.append(job.analysis_id)
+            continue
+        if rec and rec.get("status") == "failed":
+            plan.analyses_failed[job.analysis_id] = rec.get("reason") or "failed"
+        plan.analyses.append(Job(job.analysis_id, "svcca", cell=job.cell, config=job.config,
+                                 deps=_deps(plan, job.cell, retry_failed), analysis=job))
     return plan
+
+
+def _deps(plan: Plan, cell: Cell, retry_failed: bool) -> tuple[str, ...]:
+    """The pending (or failed) source pre-training ``cell`` depends on, added to the plan on first sight."""
+    pid = cell.pretrain_id
+    if not pid:
+        return ()
+    if pid not in plan.pretrain and pid not in plan.pretrain_cached and pid not in plan.pretrain_failed:
+        state, reason = pretrain_state(plan.results_root, pid)
+        if state == "done":
+            plan.pretrain_cached.add(pid)
+        elif state == "failed" and not retry_failed:
+            plan.pretrain_failed[pid] = reason or "failed"
+        else:
+            plan.pretrain[pid] = Job(pid, "pretrain", config=cell.config["pretrain"])
+    return (pid,) if pid in plan.pretrain or pid in plan.pretrain_failed else ()
 
 
 # --------------------------------------------------------------------------- cost estimate
@@ -147,6 +255,9 @@ def estimate_seconds(plan: Plan) -> tuple[float, int, int, int]:
     for job in plan.jobs:
         if job.kind == "na":
             continue
+        if job.kind == "svcca":  # not estimated (its record keeps its timing, but not in the cells' terms)
+            unknown += 1
+            continue
         if job.kind == "pretrain":
             c = job.config
             keys = [(c["backbone"], c["source"], _size(c["image_size"]), c["epochs"]), (c["backbone"],)]
@@ -193,6 +304,13 @@ def format_plan(plan: Plan, *, workers: int = 1) -> str:
     lines.append(f"  cells with no pending dependency (can start at once): {free}")
     for reason, n in Counter(c.cell.na_reason for c in plan.cells if c.kind == "na").items():
         lines.append(f"    NA x{n}: {reason}")
+    if plan.analyses or plan.analyses_done:
+        lines.append(f"  svcca analysis runs: {len(plan.analyses)} to run"
+                     + (f" ({len(plan.analyses_failed)} failed before, retried)" if plan.analyses_failed else "")
+                     + f", {len(plan.analyses_done)} done")
+        for job in plan.analyses[:10]:
+            lines.append(f"    svcca {job.key}: {job.label}"
+                         + (f" (after {job.deps[0]})" if job.deps else ""))
     for cid, reason in list(plan.failed_kept.items())[:10]:
         lines.append(f"    failed (kept; --retry-failed to retry) {cid}: {reason}")
     total, known, unknown, rough = estimate_seconds(plan)

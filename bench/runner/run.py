@@ -14,7 +14,7 @@ from bench.records import MANIFEST, read_record, read_record_any, record_path
 from bench.runner.datasets import forget_datasets
 from bench.runner.executors import RunSummary, run_local, run_submitit
 from bench.runner.freshness import changed_results, format_changed, move_aside
-from bench.runner.plan import build_plan
+from bench.runner.plan import build_plan, svcca_jobs
 from bench.runner.preflight import (
     BlockedError,
     blockers,
@@ -57,6 +57,9 @@ def write_manifest(suite: Suite, out: Path, settings: ExecutorSettings) -> None:
            "config": suite.config.model_dump(mode="json"),
            "cells": {c.cell_id: {**c.axes, "na": c.na_reason, "pretrain_id": c.pretrain_id} for c in suite.cells},
            "executor": settings.model_dump(mode="json")}
+    analyses = svcca_jobs(suite)
+    if analyses:  # the SVCCA runs, for `bench status`
+        man["analyses"] = {j.analysis_id: j.axes for j in analyses}
     old = read_record_any(out / MANIFEST) or {}
     if {k: v for k, v in old.items() if k != "written"} != man:  # a finished suite's re-run writes nothing
         write_json_atomic(out / MANIFEST, {**man, "written": dt.datetime.now(dt.timezone.utc).isoformat(
@@ -114,8 +117,7 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: b
     if blocked:
         say(f"{format_blockers(blocked, len(readable) + len(blocked_ids))}\n--run-rest: they stay pending")
         plan.cells = [j for j in plan.cells if j.kind != "cell" or j.cell.cell_id not in blocked_ids]
-        needed = {j.cell.pretrain_id for j in plan.cells if j.kind == "cell" and j.cell.pretrain_id}
-        plan.pretrain = {k: v for k, v in plan.pretrain.items() if k in needed}
+        plan.keep_only(plan.cells + plan.analyses)
     preload_datasets(plan.jobs)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(suite, out, settings)
@@ -125,10 +127,13 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", progress: b
     if not plan.jobs:
         summary.seconds = time.perf_counter() - t0
         return summary
+    job_fn = None
+    if plan.analyses:  # the SVCCA runs are jobs of the plan (after the cells)
+        from bench.runner.svcca import compute_job_or_svcca as job_fn
     if settings.kind == "slurm":
-        run_submitit(plan, settings, summary, say=say, progress=progress, retry_failed=retry_failed)
+        run_submitit(plan, settings, summary, say=say, progress=progress, retry_failed=retry_failed, job_fn=job_fn)
     else:
-        run_local(plan, settings, summary, say=say, progress=progress)
+        run_local(plan, settings, summary, say=say, progress=progress, job_fn=job_fn)
     summary.seconds = time.perf_counter() - t0
     return summary
 

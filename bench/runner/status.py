@@ -2,7 +2,8 @@
 
 It reads only the folder: the suite manifest (``_suite.json``, written by ``bench run``), the records
 and the claim files. A claim whose heartbeat stopped (dead worker) is shown as stale: the next
-``bench run`` takes it over.
+``bench run`` takes it over. The runs of the suite's SVCCA analysis (``<folder>/svcca/``) are listed the same
+way, under ``analyses``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.records import read_record, record_path
+from bench.records import SVCCA_DIR, read_record, record_path
 from bench.runner.claims import list_claims
 
 
@@ -20,7 +21,8 @@ class StatusError(ValueError):
 
 
 def folder_status(folder: str | Path, *, stale_after_s: float | None = None) -> dict:
-    """Counts and lists of a results folder: ``done, na, failed, running, stale, pending`` cell ids."""
+    """Counts and lists of a results folder: ``done, na, failed, running, stale, pending`` cell ids, and the same
+    lists of its SVCCA runs under ``analyses`` (None when the suite has none)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StatusError(f"{folder}: no such results folder; pass results/<suite> (run 'bench run SUITE' first)")
@@ -33,10 +35,19 @@ def folder_status(folder: str | Path, *, stale_after_s: float | None = None) -> 
     except json.JSONDecodeError as exc:
         raise StatusError(f"{man_path}: not valid JSON ({exc}); delete it and run 'bench run SUITE' again") from None
     stale_after = stale_after_s or float((man.get("executor") or {}).get("stale_after_s", 120.0))
+    out: dict = {"suite": man.get("suite"), "path": man.get("path"), "cells": len(man["cells"]),
+                 **_job_status(folder, man["cells"], stale_after), "analyses": None}
+    if man.get("analyses"):
+        out["analyses"] = {"runs": len(man["analyses"]),
+                           **_job_status(folder / SVCCA_DIR, man["analyses"], stale_after)}
+    return out
+
+
+def _job_status(folder: Path, jobs: dict, stale_after: float) -> dict:
+    """``done, na, failed, running, stale, pending`` of ``jobs`` (id -> axes) from their records and claims."""
     claims = {c["id"]: c for c in list_claims(folder, stale_after)}
-    out: dict = {"suite": man.get("suite"), "path": man.get("path"), "cells": len(man["cells"]), "done": [],
-                 "na": [], "failed": [], "running": [], "stale": [], "pending": []}
-    for cid, axes in man["cells"].items():
+    out: dict = {"done": [], "na": [], "failed": [], "running": [], "stale": [], "pending": []}
+    for cid, axes in jobs.items():
         rec = read_record(record_path(folder, cid))
         st = rec.get("status") if rec else None
         if st == "ok":
@@ -83,4 +94,17 @@ def format_status(st: dict, *, limit: int = 20) -> str:
         lines.append(f"  pending  {p['id']} {_label(p['axes'])}")
     if len(st["pending"]) > limit:
         lines.append(f"  ... and {len(st['pending']) - limit} more pending")
+    an = st.get("analyses")
+    if an:
+        lines.append(f"  svcca analysis runs: {an['runs']}: done {len(an['done'])}, failed {len(an['failed'])}"
+                     + (" (the next 'bench run' retries them)" if an["failed"] else "")
+                     + f", running {len(an['running'])}, stale {len(an['stale'])}, pending {len(an['pending'])}")
+        for f in an["failed"][:limit]:
+            lines.append(f"  failed   svcca {f['id']} {_svcca_label(f['axes'])}: {f['reason']}")
+        for r in an["running"][:limit]:
+            lines.append(f"  running  svcca {r['id']} {_svcca_label(r['axes'])} on {r.get('host')} pid {r.get('pid')}")
     return "\n".join(lines)
+
+
+def _svcca_label(axes: dict) -> str:
+    return f"{axes.get('backbone')} from {axes.get('source')} on {axes.get('target')}, seed {axes.get('seed')}"

@@ -27,13 +27,17 @@ neuron canonical correlations are biased upwards, and the record keeps the warni
 Records: ``<results_root>/<suite>/svcca/<analysis_id>.json``, ``analysis_id`` a content hash of everything the
 result depends on (the cell-like config of network A and B, plus the analysis settings). A finished record is never
 recomputed; a failed one is retried by the next run.
+
+The runs are jobs of the suite's plan (kind "svcca", after the cells; :mod:`bench.runner.plan`): ``bench run`` runs
+them with its executor (``--workers N``, Slurm) through :func:`compute_job_or_svcca`, claimed and journaled like
+cells, and a failed run is a record with a cell's ``error`` (class, kind, message, cause, traceback, user_error).
+:func:`run_svcca` runs only them (and the source pre-trainings they need) in this process.
 """
 from __future__ import annotations
 
 import copy
 import sys
 import time
-import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,27 +48,27 @@ from torch import nn
 
 from bench.batchnorm import recalibrate
 from bench.records import (
-    SCHEMA,
-    SVCCA_DIR,
     latest_svcca_records,
     read_record,
     record_path,
     write_json_atomic,
 )
-from bench.suite import (
-    SPECIAL_SOURCES,
-    Axes,
-    Cell,
-    Suite,
-    content_hash,
-    expand,
-    identity_hash,
-    stage_map_revision,
+from bench.runner.local import RunSummary, run_local
+from bench.runner.plan import (
+    SVCCA_PROTOCOL,
+    SvccaJob,
+    build_plan,
+    svcca_dir,
+    svcca_jobs,
 )
+from bench.runner.worker import compute_job, write_failure
+from bench.suite import ExecutorSettings, Suite, content_hash
 
 __all__ = [
+    "SVCCA_PROTOCOL",
     "SvccaJob",
     "SvccaSummary",
+    "compute_job_or_svcca",
     "layer_activations",
     "run_svcca",
     "run_svcca_job",
@@ -73,27 +77,7 @@ __all__ = [
     "svcca_records",
 ]
 
-#: Bump when the protocol's meaning changes: it is part of every analysis id.
-SVCCA_PROTOCOL = 1
 LAYERS = ("conv1", "block1", "block2", "block3", "block4")
-
-
-@dataclass(frozen=True)
-class SvccaJob:
-    """One (backbone, source, target, seed) of the protocol; ``cell`` describes networks A and B like a cell."""
-
-    backbone: str
-    source: str
-    target: str
-    seed: int
-    cell: Cell
-    config: dict = field(repr=False)
-    analysis_id: str = ""
-
-    @property
-    def axes(self) -> dict:
-        return {"backbone": self.backbone, "source": self.source, "target": self.target, "seed": self.seed,
-                "ft_share": self.cell.ft_fraction}
 
 
 @dataclass
@@ -104,36 +88,6 @@ class SvccaSummary:
     failed: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
-
-
-def svcca_dir(results_root: str | Path, suite: str) -> Path:
-    return Path(results_root) / suite / SVCCA_DIR
-
-
-def svcca_jobs(suite: Suite) -> list[SvccaJob]:
-    """The protocol's runs for a suite, in order backbone x source x target x seed (empty without the block).
-
-    Networks A and B are described by a :class:`bench.suite.Cell` built by the suite's own expansion (axes: the
-    job's backbone, source, target and seed, ``ft_fraction = ft_share``, transfer full), so their config (data
-    options, source pre-training id, weights, fine-tuning settings) is resolved exactly as for a cell.
-    """
-    sv = suite.config.analysis.svcca
-    if sv is None:
-        return []
-    cfg = suite.config
-    sources = sv.sources if sv.sources is not None else [s for s in cfg.axes.source if s not in SPECIAL_SOURCES]
-    finetune = cfg.finetune if sv.epochs is None else cfg.finetune.model_copy(update={"epochs": sv.epochs})
-    axes = Axes(backbone=sv.backbones or cfg.axes.backbone, source=sources, ft_fraction=[sv.ft_share],
-                target=sv.targets, transfer=["full"], seeds=cfg.axes.seed_list)
-    settings = {"pooling": sv.pooling, "max_datapoints": sv.max_datapoints, "keep": sv.keep, "rule": sv.rule,
-                "bn_reference": sv.bn_reference}
-    jobs = []
-    for cell in expand(cfg.model_copy(update={"axes": axes, "exclude": [], "finetune": finetune})):
-        config = {"analysis": "svcca", "protocol": SVCCA_PROTOCOL, "cell": cell.config, **settings}
-        if stage_map_revision(cell.backbone):  # the layers compared are the stage ends
-            config["stage_map_revision"] = stage_map_revision(cell.backbone)
-        jobs.append(SvccaJob(cell.backbone, cell.source, cell.target, cell.seed, cell, config, identity_hash(config)))
-    return jobs
 
 
 # --------------------------------------------------------------------------- networks and activations
@@ -262,42 +216,54 @@ def run_svcca_job(job: SvccaJob, *, suite: str, results_root: str | Path, log=pr
         layers.append(entry)
     t_end = time.perf_counter()
     ft_ids, eval_ids = target.image_ids[ft_idx].tolist(), target.image_ids[ev_idx].tolist()
-    return {"schema": SCHEMA, "suite": suite, "kind": "svcca", "analysis_id": job.analysis_id,
-            "cell_id": job.analysis_id, "status": "ok", "reason": None, "job": job.axes, "config": cfg,
-            "layers": layers, "n_finetune": len(ft_idx), "n_eval": len(ev_idx),
+    return {**job.record_head(suite), "status": "ok", "reason": None, "layers": layers, "n_finetune": len(ft_idx), "n_eval": len(ev_idx),
             "split": {"hash": content_hash({"target": cell.target, "finetune": ft_ids, "eval": eval_ids}),
                       "finetune_image_ids": ft_ids},
             "weights": weights, "history": history, "warnings": sorted(notes),
             "timing": {"networks_s": t_trained - t0, "similarity_s": t_end - t_trained, "total_s": t_end - t0}}
 
 
-def run_svcca(suite: Suite, *, results_root: str | Path = "results", log=None) -> SvccaSummary:
-    """Run every unfinished job of the suite's ``analysis.svcca``; one record per job; failures are records."""
+def compute_job_or_svcca(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
+    """The job function (:data:`bench.runner.worker.JobFn`) of a plan with SVCCA runs: a "svcca" job is one run
+    of the protocol (``cells[key]`` is its :class:`SvccaJob`), any other kind goes to
+    :func:`bench.runner.worker.compute_job`. A failure is a ``failed`` record with a cell's error schema."""
+    if job["kind"] != "svcca":
+        return compute_job(job, suite_name=suite_name, cells=cells, results_root=results_root, echo=echo)
     from bench.provenance import provenance
 
-    out = svcca_dir(results_root, suite.name)
-    summary = SvccaSummary(results_dir=out)
+    lines: list[str] = []
+
+    def log(msg: str) -> None:
+        lines.append(msg)
+        if echo:
+            echo(msg)
+
+    t0 = time.perf_counter()
+    try:
+        rec = run_svcca_job(cells[job["key"]], suite=suite_name, results_root=results_root, log=log)
+    except Exception as exc:  # noqa: BLE001 - a failure is a record, and the analysis goes on
+        return write_failure(job, exc, suite_name=suite_name, cells=cells, results_root=results_root, log=lines,
+                             t0=t0)
+    rec["provenance"] = provenance()
+    write_json_atomic(record_path(svcca_dir(results_root, suite_name), job["key"]), rec)
+    return {"key": job["key"], "kind": "svcca", "status": "ok", "reason": None, "seconds": time.perf_counter() - t0}
+
+
+def run_svcca(suite: Suite, *, results_root: str | Path = "results", log=None) -> SvccaSummary:
+    """Run every unfinished job of the suite's ``analysis.svcca`` (and the source pre-trainings they need) in this
+    process, through the plan and the local scheduler; one record per job; failures are records."""
+    results_root = Path(results_root)
+    summary = SvccaSummary(results_dir=svcca_dir(results_root, suite.name))
     say = log or (lambda msg: print(msg, file=sys.stderr))
     t0 = time.perf_counter()
-    jobs = svcca_jobs(suite)
-    for i, job in enumerate(jobs, 1):
-        existing = read_record(record_path(out, job.analysis_id))
-        if existing is not None and existing.get("status") == "ok":
-            summary.skipped += 1
-            continue
-        say(f"svcca {i}/{len(jobs)}: {job.backbone} from {job.source} on {job.target}, seed {job.seed}")
-        try:
-            rec = run_svcca_job(job, suite=suite.name, results_root=results_root, log=say)
-            summary.computed += 1
-        except Exception as exc:  # noqa: BLE001 - a failure is a record, and the analysis goes on
-            rec = {"schema": SCHEMA, "suite": suite.name, "kind": "svcca", "analysis_id": job.analysis_id,
-                   "cell_id": job.analysis_id, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
-                   "traceback": traceback.format_exc(), "job": job.axes, "config": job.config, "layers": []}
-            summary.failed += 1
-            summary.failures.append((job.analysis_id, rec["reason"]))
-            say(f"svcca {job.analysis_id} FAILED: {rec['reason']}")
-        rec["provenance"] = provenance()
-        write_json_atomic(record_path(out, job.analysis_id), rec)
+    plan = build_plan(suite, results_root)
+    plan.keep_only(plan.analyses)
+    summary.skipped = len(plan.analyses_done)
+    if plan.jobs:
+        settings = ExecutorSettings(**{**suite.config.executor.model_dump(), "kind": "local", "workers": 0})
+        run = RunSummary(results_dir=plan.out)
+        run_local(plan, settings, run, say=say, progress=False, job_fn=compute_job_or_svcca)
+        summary.computed, summary.failed, summary.failures = run.analyses, run.analyses_failed, run.analysis_failures
     summary.seconds = time.perf_counter() - t0
     return summary
 

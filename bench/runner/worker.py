@@ -9,6 +9,8 @@ Whatever happens inside a job becomes a result on disk, never an exception out o
 - a failed source pre-training writes a ``failed`` sidecar; the runner marks its dependent cells failed.
 
 Records and checkpoints are written atomically (temp file + ``os.replace``), the record last.
+The function that computes a job is a parameter (:data:`JobFn`; the real one is :func:`compute_job`):
+:func:`execute` journals it and turns an exception out of it into a ``failed`` result too.
 A worker process (:func:`worker_main`) runs jobs its runner sends it one at a time; it owns each job's
 claim (heartbeat) while it runs, and exits when its runner is gone after finishing the job in hand.
 """
@@ -18,11 +20,13 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.fileio import write_json_atomic
 from bench.records import SCHEMA
+from bench.runner.plan import SvccaJob, result_folder, svcca_jobs
 
 
 @dataclass(frozen=True)
@@ -76,13 +80,23 @@ def error_info(exc: BaseException, *, cause: str | None = None) -> dict:
             "user_error": _user_error(exc) or kind in ("diverged", "oom")}
 
 
+def job_targets(suite) -> dict:
+    """What the job keys of ``suite`` name: its cells by cell id, its SVCCA runs (:class:`SvccaJob`) by analysis id."""
+    return {**{c.cell_id: c for c in suite.cells}, **{j.analysis_id: j for j in svcca_jobs(suite)}}
+
+
 def base_failed(suite: str, cell, *, reason: str, error: dict, log: list[str] | None = None) -> dict:
+    """A ``failed`` record of a cell, or of an SVCCA run when ``cell`` is a :class:`SvccaJob`."""
     from bench.provenance import provenance
+
+    fail = {"status": "failed", "reason": reason, "error": error, "traceback": error.get("traceback"),
+            "log": (log or [])[-200:]}
+    if isinstance(cell, SvccaJob):
+        return {**cell.record_head(suite), **fail, "layers": [], "provenance": provenance()}
     from bench.runner.cell import base_record
 
-    return {**base_record(suite, cell), "status": "failed", "reason": reason, "error": error,
-            "traceback": error.get("traceback"), "log": (log or [])[-200:], "metrics": {}, "predictions": None,
-            "history": [], "provenance": provenance()}
+    return {**base_record(suite, cell), **fail, "metrics": {}, "predictions": None, "history": [],
+            "provenance": provenance()}
 
 
 def failed_record(suite: str, cell, exc: BaseException, *, log: list[str] | None = None,
@@ -146,18 +160,69 @@ def journal(folder: Path, event: str, key: str, **extra) -> None:
         os.close(fd)
 
 
-def execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
-    """Run one job and write its result; return a short summary for the runner (never raises)."""
-    folder = results_root / "pretrain" if job["kind"] == "pretrain" else results_root / suite_name
+JobFn = Callable[..., dict]
+"""Computes one job: ``job_fn(job, *, suite_name, cells, results_root, echo) -> summary``.
+
+``job`` is ``{"key", "kind" ("pretrain" | "cell" | "na"), "config"}``; ``cells`` maps cell ids to cells;
+``echo(msg)`` prints a progress line. It writes the job's result (a cell's record under
+``results_root/suite_name``, a pre-training's checkpoint and sidecar under ``results_root/pretrain``) and
+returns ``{"key", "kind", "status" ("ok" | "na" | "failed"), "reason", "seconds"}``, plus ``error_kind`` and
+``traceback`` (None for a user error) when it failed. If it raises, :func:`execute` writes the failure."""
+
+
+def execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None,
+            job_fn: JobFn | None = None) -> dict:
+    """Run one job with ``job_fn`` (default :func:`compute_job`) and write its result; return a short summary
+    for the runner (never raises an ``Exception``: one out of ``job_fn`` becomes a failed result)."""
+    folder = result_folder(results_root, suite_name, job["kind"])
     journal(folder, "start", job["key"], kind=job["kind"])
-    summary = _execute(job, suite_name=suite_name, cells=cells, results_root=results_root, echo=echo)
+    t0 = time.perf_counter()
+    try:
+        summary = (job_fn or compute_job)(job, suite_name=suite_name, cells=cells, results_root=results_root,
+                                          echo=echo)
+    except Exception as exc:  # noqa: BLE001 - a failure is a result, and the suite goes on
+        summary = write_failure(job, exc, suite_name=suite_name, cells=cells, results_root=results_root, t0=t0)
     journal(folder, "end", job["key"], kind=job["kind"], status=summary["status"])
     return summary
 
 
-def _execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
+def write_failure(job: dict, exc: BaseException, *, suite_name: str, cells: dict, results_root: Path,
+                  log: list[str] | None = None, t0: float) -> dict:
+    """Write the ``failed`` result of ``job`` (a cell's record, a pre-training's sidecar) for ``exc``; return
+    the runner's summary of it."""
     from bench.provenance import provenance, record_provenance
     from bench.records import pretrain_paths, record_path
+
+    key, kind = job["key"], job["kind"]
+    if kind == "pretrain":
+        err = error_info(exc)
+        meta = {"schema": SCHEMA, "status": "failed", "cell_id": key, "config": job["config"],
+                "reason": f"{type(exc).__name__}: {exc}", "error": err, "log": (log or [])[-200:],
+                "provenance": provenance()}
+        write_json_atomic(pretrain_paths(results_root, key)[1], meta)
+        return {"key": key, "kind": kind, "status": "failed", "reason": meta["reason"], "error_kind": err["kind"],
+                "traceback": None if err["user_error"] else err["traceback"], "seconds": time.perf_counter() - t0}
+    rec = failed_record(suite_name, cells[key], exc, log=log)
+    if kind != "svcca":
+        rec["provenance"] = record_provenance(rec, results_root)
+    write_json_atomic(record_path(result_folder(results_root, suite_name, kind), key), rec)
+    return record_summary(job, rec, t0)
+
+
+def record_summary(job: dict, rec: dict, t0: float) -> dict:
+    """The runner's summary of a cell's record."""
+    summary = {"key": job["key"], "kind": job["kind"], "status": rec["status"], "reason": rec.get("reason"),
+               "seconds": time.perf_counter() - t0}
+    if rec["status"] == "failed":
+        summary["error_kind"] = rec["error"]["kind"]
+        summary["traceback"] = None if rec["error"].get("user_error") else rec["error"].get("traceback")
+    return summary
+
+
+def compute_job(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
+    """The real :data:`JobFn`: train a source network or compute a cell (out-of-memory retries included)."""
+    from bench.provenance import record_provenance
+    from bench.records import record_path
 
     lines: list[str] = []
 
@@ -177,13 +242,8 @@ def _execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, ech
                                       cfg["batch_size"], log)
             return {"key": key, "kind": kind, "status": "ok", "reason": None, "seconds": time.perf_counter() - t0}
         except Exception as exc:  # noqa: BLE001 - a failed pre-training is a failed sidecar
-            err = error_info(exc)
-            meta = {"schema": SCHEMA, "status": "failed", "cell_id": key, "config": cfg,
-                    "reason": f"{type(exc).__name__}: {exc}", "error": err, "log": lines[-200:],
-                    "provenance": provenance()}
-            write_json_atomic(pretrain_paths(results_root, key)[1], meta)
-            return {"key": key, "kind": kind, "status": "failed", "reason": meta["reason"], "error_kind": err["kind"],
-                    "traceback": None if err["user_error"] else err["traceback"], "seconds": time.perf_counter() - t0}
+            return write_failure(job, exc, suite_name=suite_name, cells=cells, results_root=results_root,
+                                 log=lines, t0=t0)
 
     from bench.runner.cell import run_cell
 
@@ -197,15 +257,11 @@ def _execute(job: dict, *, suite_name: str, cells: dict, results_root: Path, ech
             rec["oom_retries"] = accum.bit_length() - 1
         rec["log"] = lines[-200:]
     except Exception as exc:  # noqa: BLE001 - a failure is a record, and the suite goes on
-        rec = failed_record(suite_name, cell, exc, log=lines)
+        return write_failure(job, exc, suite_name=suite_name, cells=cells, results_root=results_root, log=lines,
+                             t0=t0)
     rec["provenance"] = record_provenance(rec, results_root)
     write_json_atomic(record_path(out, key), rec)
-    summary = {"key": key, "kind": kind, "status": rec["status"], "reason": rec.get("reason"),
-               "seconds": time.perf_counter() - t0}
-    if rec["status"] == "failed":
-        summary["error_kind"] = rec["error"]["kind"]
-        summary["traceback"] = None if rec["error"].get("user_error") else rec["error"].get("traceback")
-    return summary
+    return record_summary(job, rec, t0)
 
 
 def execute_claimed(job: dict, claim, *, heartbeat_s: float, **kw) -> dict:
@@ -219,8 +275,9 @@ def execute_claimed(job: dict, claim, *, heartbeat_s: float, **kw) -> dict:
 
 
 def worker_main(conn, spec: SuiteSpec, results_root: str, threads: int, gpu: str | None, heartbeat_s: float,
-                name: str) -> None:
-    """Body of a local worker process: receive jobs on ``conn``, execute them, send back summaries."""
+                name: str, job_fn: JobFn | None = None) -> None:
+    """Body of a local worker process: receive jobs on ``conn``, execute them with ``job_fn`` (default
+    :func:`compute_job`), send back summaries."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the runner, which stops its workers
@@ -234,7 +291,7 @@ def worker_main(conn, spec: SuiteSpec, results_root: str, threads: int, gpu: str
 
     torch.set_num_threads(threads)
     suite = spec.build()
-    cells = {c.cell_id: c for c in suite.cells}
+    cells = job_targets(suite)
     parent = mp.parent_process()
     root = Path(results_root)
 
@@ -254,8 +311,8 @@ def worker_main(conn, spec: SuiteSpec, results_root: str, threads: int, gpu: str
         if msg is None:
             return
         job, claim = msg["job"], Claim(path=Path(msg["claim_path"]), token=msg["token"], attempt=msg["attempt"])
-        summary = execute_claimed(job, claim, heartbeat_s=heartbeat_s, suite_name=spec.name, cells=cells,
-                                  results_root=root, echo=echo)
+        summary = execute_claimed(job, claim, heartbeat_s=heartbeat_s, job_fn=job_fn, suite_name=spec.name,
+                                  cells=cells, results_root=root, echo=echo)
         try:
             conn.send(summary)
         except (BrokenPipeError, OSError):

@@ -267,6 +267,32 @@ class SuiteConfig(FrozenModel):
 
 
 @dataclass(frozen=True)
+class CellSettings:
+    """A cell's resolved config (``Cell.config``, the dict its id hashes) read as typed fields, each key's absence
+    meaning stated once, here: no ``finetune`` = No FT; no ``hybrid_stage`` = full transfer; no ``pretrain`` = a
+    random or ImageNet source; no ``tta`` = "none"; no ``weights`` = the usual weights search."""
+
+    image_size: int | tuple[int, int]
+    target_data: dict
+    finetune: dict | None = None
+    pretrain: dict | None = None
+    hybrid_stage: str | None = None
+    hybrid_width: float | None = None
+    tta: str = "none"
+    weights: str | None = None
+    accept_partial_weights: bool = False
+
+    @classmethod
+    def of(cls, config: dict) -> CellSettings:
+        size = config["image_size"]
+        return cls(image_size=size if isinstance(size, int) else tuple(size), target_data=config["target_data"],
+                   finetune=config.get("finetune"), pretrain=config.get("pretrain"),
+                   hybrid_stage=config.get("hybrid_stage"), hybrid_width=config.get("hybrid_width"),
+                   tta=config.get("tta", "none"), weights=config.get("weights"),
+                   accept_partial_weights=bool(config.get("accept_partial_weights", False)))
+
+
+@dataclass(frozen=True)
 class Cell:
     """One point of the suite's product; ``config`` is everything its result depends on."""
 
@@ -281,6 +307,11 @@ class Cell:
     na_reason: str | None = None
     pretrain_id: str | None = None
     train_mode: str = DEFAULT_TRAIN_MODE
+
+    @property
+    def settings(self) -> CellSettings:
+        """``config`` as typed fields (:class:`CellSettings`)."""
+        return CellSettings.of(self.config)
 
     @property
     def axes(self) -> dict:

@@ -61,7 +61,7 @@ from bench.runner.plan import (
     svcca_dir,
     svcca_jobs,
 )
-from bench.runner.worker import compute_job, write_failure
+from bench.runner.worker import compute_job, log_collector, write_failure
 from bench.suite import ExecutorSettings, Suite, content_hash
 
 __all__ = [
@@ -231,13 +231,7 @@ def compute_job_or_svcca(job: dict, *, suite_name: str, cells: dict, results_roo
         return compute_job(job, suite_name=suite_name, cells=cells, results_root=results_root, echo=echo)
     from bench.provenance import provenance
 
-    lines: list[str] = []
-
-    def log(msg: str) -> None:
-        lines.append(msg)
-        if echo:
-            echo(msg)
-
+    lines, log = log_collector(echo)
     t0 = time.perf_counter()
     try:
         rec = run_svcca_job(cells[job["key"]], suite=suite_name, results_root=results_root, log=log)

@@ -219,11 +219,8 @@ def record_summary(job: dict, rec: dict, t0: float) -> dict:
     return summary
 
 
-def compute_job(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
-    """The real :data:`JobFn`: train a source network or compute a cell (out-of-memory retries included)."""
-    from bench.provenance import record_provenance
-    from bench.records import record_path
-
+def log_collector(echo=None) -> tuple[list[str], Callable[[str], None]]:
+    """``(lines, log)``: ``log(msg)`` keeps each message of a job (for its record) and echoes it when asked."""
     lines: list[str] = []
 
     def log(msg: str) -> None:
@@ -231,6 +228,15 @@ def compute_job(job: dict, *, suite_name: str, cells: dict, results_root: Path, 
         if echo:
             echo(msg)
 
+    return lines, log
+
+
+def compute_job(job: dict, *, suite_name: str, cells: dict, results_root: Path, echo=None) -> dict:
+    """The real :data:`JobFn`: train a source network or compute a cell (out-of-memory retries included)."""
+    from bench.provenance import record_provenance
+    from bench.records import record_path
+
+    lines, log = log_collector(echo)
     t0 = time.perf_counter()
     key, kind = job["key"], job["kind"]
     if kind == "pretrain":

@@ -208,3 +208,10 @@ def sized(image_size, render) -> ArrayDataset:
     masks = None if ds.masks is None else np.stack(
         [np.asarray(Image.fromarray(m).resize((w, h), Image.Resampling.NEAREST)) for m in ds.masks])
     return replace(ds, images=images, masks=masks, meta={**ds.meta, "image_size": [h, w]})
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """``scipy.special.expit`` (the logistic function), with scipy imported on first use (0.1 s)."""
+    from scipy.special import expit as logistic
+
+    return logistic(x)

@@ -8,6 +8,7 @@ import numpy as np
 
 from bench.data.base import ArrayDataset
 from bench.data.synthetic.draw import (
+    expit,
     MAX_HARMONICS,
     allocate,
     apply_style,
@@ -29,13 +30,6 @@ from bench.data.synthetic.draw import (
     to_uint8,
 )
 from bench.data.synthetic.options import MammoOptions
-
-
-def expit(x: np.ndarray) -> np.ndarray:
-    """``scipy.special.expit`` (the logistic function), with scipy imported on first use (0.1 s)."""
-    from scipy.special import expit as logistic
-
-    return logistic(x)
 
 
 # Lesion kinds, per image. "normal" is the only kind without a mask.

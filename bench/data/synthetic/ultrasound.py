@@ -7,6 +7,7 @@ import numpy as np
 
 from bench.data.base import ArrayDataset
 from bench.data.synthetic.draw import (
+    expit,
     MAX_HARMONICS,
     allocate,
     apply_style,
@@ -26,13 +27,6 @@ from bench.data.synthetic.draw import (
     to_uint8,
 )
 from bench.data.synthetic.options import UltrasoundOptions
-
-
-def expit(x: np.ndarray) -> np.ndarray:
-    """``scipy.special.expit`` (the logistic function), with scipy imported on first use (0.1 s)."""
-    from scipy.special import expit as logistic
-
-    return logistic(x)
 
 
 US_KINDS = ("normal", "benign", "malignant")

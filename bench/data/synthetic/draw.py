@@ -215,3 +215,14 @@ def expit(x: np.ndarray) -> np.ndarray:
     from scipy.special import expit as logistic
 
     return logistic(x)
+
+
+def render_all(scene, n: int, image_size: int, render) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of a scene as uint8 images and boolean masks, rendered chunk by chunk (bounded memory):
+    ``render(part)`` draws the float images and masks of ``take(scene, slice)``."""
+    images = np.empty((n, image_size, image_size), np.uint8)
+    masks = np.empty((n, image_size, image_size), bool)
+    for sl in chunks(n, image_size):
+        img, m = render(take(scene, sl))
+        images[sl], masks[sl] = to_uint8(img), m
+    return images, masks

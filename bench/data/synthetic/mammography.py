@@ -8,12 +8,12 @@ import numpy as np
 
 from bench.data.base import ArrayDataset
 from bench.data.synthetic.draw import (
+    render_all,
     expit,
     MAX_HARMONICS,
     allocate,
     apply_style,
     check_size,
-    chunks,
     dataset_meta,
     disk_mask,
     float32,
@@ -27,7 +27,6 @@ from bench.data.synthetic.draw import (
     splat_points,
     streams,
     take,
-    to_uint8,
 )
 from bench.data.synthetic.options import MammoOptions
 
@@ -235,11 +234,7 @@ def load_mammo(name: str, opts: MammoOptions, image_size: int) -> ArrayDataset:
     prng, xrng = streams(name, opts.seed)
     scene = _mammo_scene(prng, opts)
     n = opts.n_images
-    images = np.empty((n, image_size, image_size), np.uint8)
-    masks = np.empty((n, image_size, image_size), bool)
-    for sl in chunks(n, image_size):
-        img, m = _render_mammo(take(scene, sl), image_size, opts, xrng)
-        images[sl], masks[sl] = to_uint8(img), m
+    images, masks = render_all(scene, n, image_size, lambda part: _render_mammo(part, image_size, opts, xrng))
     labels = np.isin(scene.kind, list(_MALIGNANT_KIND_P)).astype(np.int64)
     width = max(4, len(str(scene.patient.max())))
     patient_ids = np.array([f"P{p:0{width}d}" for p in scene.patient])

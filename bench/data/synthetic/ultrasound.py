@@ -7,12 +7,12 @@ import numpy as np
 
 from bench.data.base import ArrayDataset
 from bench.data.synthetic.draw import (
+    render_all,
     expit,
     MAX_HARMONICS,
     allocate,
     apply_style,
     check_size,
-    chunks,
     dataset_meta,
     float32,
     gauss,
@@ -24,7 +24,6 @@ from bench.data.synthetic.draw import (
     smooth_noise,
     streams,
     take,
-    to_uint8,
 )
 from bench.data.synthetic.options import UltrasoundOptions
 
@@ -138,11 +137,7 @@ def load_us(name: str, opts: UltrasoundOptions, image_size: int) -> ArrayDataset
     prng, xrng = streams(name, opts.seed)
     scene = _us_scene(prng, opts)
     n = opts.n_images
-    images = np.empty((n, image_size, image_size), np.uint8)
-    masks = np.empty((n, image_size, image_size), bool)
-    for sl in chunks(n, image_size):
-        img, m = _render_us(take(scene, sl), image_size, opts, xrng)
-        images[sl], masks[sl] = to_uint8(img), m
+    images, masks = render_all(scene, n, image_size, lambda part: _render_us(part, image_size, opts, xrng))
     meta = dataset_meta(name, opts, image_size, lesion_kind=[US_KINDS[k] for k in scene.kind])
     return ArrayDataset(name=name, images=images, labels=(scene.kind == 2).astype(np.int64),
                         image_ids=ids(name, n), patient_ids=None, masks=masks, modality="ultrasound", meta=meta)

@@ -13,7 +13,7 @@ Names are imported on first use, so ``import bench`` is instant and loads neithe
 """
 from __future__ import annotations
 
-import importlib
+from bench.lazy import lazy_exports
 
 _WHERE = {
     # suites: from a file or a dict to typed, expanded cells
@@ -47,13 +47,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'bench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.cli_common import AXES, CliError, _reports_root, _results_root  # noqa: F401  (AXES: bench.cli's name)
-from bench.cli_results import (  # _write_report: also bench.cli's name, used by tests
-    _svcca_records,
-    _write_report,
+from bench.cli_common import AXES, CliError, resolve_reports_root, resolve_results_root  # noqa: F401  (AXES: bench.cli's name)
+from bench.cli_results import (  # write_suite_reports: also bench.cli's name, used by tests
+    folder_svcca_records,
+    write_suite_reports,
+    cmd_compare,
     cmd_report,
     cmd_verify,
 )
@@ -23,6 +25,7 @@ EPILOG = """examples:
   bench plan smoke                     print the job graph, what is done, and a cost estimate
   bench status results/smoke           done / failed / running / pending cells, with reasons
   bench report results/smoke           re-render the tables from stored records (no training)
+  bench compare results/smoke r2/smoke the same cells of two runs: AUCs, paired DeLong tests, settings that differ
   bench svcca synth-controls           run only the suite's per-layer SVCCA analysis (Figure 1), then report
   bench verify results/smoke           recompute every stored metric from the stored predictions
   bench list backbones                 list backbones and where they come from (also: datasets, suites)
@@ -106,7 +109,7 @@ def _executor_overrides(args, suite):
     if args.workers is not None and args.workers < 0:
         raise CliError(f"--workers {args.workers}: give 0 (run in this process) or a positive number of worker "
                        "processes")
-    return executor_settings(suite, kind=args.executor, workers=args.workers)
+    return executor_settings(suite, kind=args.executor, workers=args.workers, device=getattr(args, "device", None))
 
 
 def cmd_run(args) -> int:
@@ -114,8 +117,13 @@ def cmd_run(args) -> int:
 
     suite = _load_suite(args)
     settings = _executor_overrides(args, suite)
-    root = _results_root(args.results)
-    reports = _reports_root(args.reports)  # checked before anything is computed
+    if settings.device and settings.kind == "local":
+        from bench.batches import device_problem
+
+        if problem := device_problem(settings.device):
+            raise CliError(problem)
+    root = resolve_results_root(args.results)
+    reports = resolve_reports_root(args.reports)  # checked before anything is computed
     n_na = sum(1 for c in suite.cells if c.na_reason)
     where = f"{settings.workers} worker process(es)" if settings.workers else "this process"
     print(f"suite {suite.name}: {len(suite.cells)} cells ({n_na} NA), {len(suite.pretrain_jobs)} pre-training "
@@ -145,18 +153,18 @@ def _write_suite_report(suite, root: Path, reports: Path) -> Path:
     """The report of exactly the suite's current cells and SVCCA runs under ``root``."""
     from bench.runner import suite_records
 
-    return _write_report(suite_records(suite, root), suite.name, reports, _svcca_records(root / suite.name, suite),
+    return write_suite_reports(suite_records(suite, root), suite.name, reports, folder_svcca_records(root / suite.name, suite),
                          folder=root / suite.name, reference=suite.config.reference)
 
 
 def _run_svcca(suite, root: Path) -> int:
     """Run the suite's analysis.svcca (skipping finished runs); return the number of failed runs."""
-    from bench.runner.svcca import run_svcca
+    from bench.runner.svcca import run_svcca, svcca_dir
 
     summary = run_svcca(suite, results_root=root)
-    print(f"svcca done in {summary.seconds:.1f}s: {summary.computed} computed, {summary.failed} failed, "
-          f"{summary.skipped} already done; records in {summary.results_dir}", file=sys.stderr)
-    return summary.failed
+    print(f"svcca done in {summary.seconds:.1f}s: {summary.analyses} computed, {summary.analyses_failed} failed, "
+          f"{summary.skipped} already done; records in {svcca_dir(root, suite.name)}", file=sys.stderr)
+    return summary.analyses_failed
 
 
 def cmd_svcca(args) -> int:
@@ -165,8 +173,8 @@ def cmd_svcca(args) -> int:
     if suite.config.analysis.svcca is None:
         raise CliError(f"{suite.path or suite.name}: analysis.svcca: the suite asks for no SVCCA analysis; add e.g. "
                        "'analysis: {svcca: {targets: [synth-inbreast]}}' to it")
-    root = _results_root(args.results)
-    reports = _reports_root(args.reports)
+    root = resolve_results_root(args.results)
+    reports = resolve_reports_root(args.reports)
     failed = _run_svcca(suite, root)
     path = _write_suite_report(suite, root, reports)
     print(f"report: {path}")
@@ -179,7 +187,7 @@ def cmd_plan(args) -> int:
 
     suite = _load_suite(args)
     settings = _executor_overrides(args, suite)
-    plan = build_plan(suite, _results_root(args.results), retry_failed=args.retry_failed)
+    plan = build_plan(suite, resolve_results_root(args.results), retry_failed=args.retry_failed)
     print(format_plan(plan, workers=settings.workers if settings.kind == "local" else settings.array_parallelism))
     return _report_blockers(suite, [j.cell for j in plan.cells if j.kind == "cell"])
 
@@ -238,7 +246,7 @@ def _list_backbones() -> None:
     from tabulate import tabulate
 
     from bench.backbones import BACKBONES
-    from bench.backbones._base import imagenet_location, spec_stage_names
+    from bench.backbones.specs import imagenet_location, spec_stage_names
     from bench.registry import PluginError
 
     rows = []
@@ -303,6 +311,12 @@ def _executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="local executor: worker processes (0 = run in this process)")
 
 
+def _device_arg(value: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: give cpu, cuda or cuda:N (N the GPU's index, from 0)")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """No abbreviated flags: a typo like ``--worker 2`` must be an error, not a real run with ``--workers 2``.
     Sub-command parsers are made of the same class."""
@@ -330,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help=DATA_ROOT_HELP)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     _executor_args(r)
+    r.add_argument("--device", type=_device_arg, help="cpu, cuda or cuda:N (default: a GPU where there is one); "
+                                                      "the record's provenance.device says which ran each cell")
     r.add_argument("--retry-failed", action="store_true",
                    help="recompute cells that failed in an earlier run (by default they are kept)")
     r.add_argument("--run-rest", action="store_true",
@@ -369,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--curves", action="store_true",
                      help="also plot training/evaluation accuracy per cell to reports/<suite>/curves.png")
     rep.set_defaults(func=cmd_report)
+
+    cmp = sub.add_parser("compare", help="compare two results folders cell by cell: AUC A, AUC B, their paired "
+                                         "DeLong test (Holm-adjusted) and the settings that differ")
+    cmp.add_argument("results_a", help="a results/<suite> folder (run A)")
+    cmp.add_argument("results_b", help="another results/<suite> folder (run B; differences are B - A)")
+    cmp.add_argument("--html", metavar="PATH", help="also write the comparison as an HTML page to PATH")
+    cmp.set_defaults(func=cmd_compare)
 
     sv = sub.add_parser("svcca", help="run only the suite's per-layer SVCCA analysis (analysis.svcca), then report")
     sv.add_argument("suite", help=SUITE_HELP)

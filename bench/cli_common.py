@@ -20,7 +20,7 @@ def _root(arg: str | None, flag: str, env: str, default: str, layout: str) -> tu
     return root, named
 
 
-def _results_root(arg: str | None) -> Path:
+def resolve_results_root(arg: str | None) -> Path:
     root, flag = _root(arg, "--results", "BENCH_RESULTS", "results", "results/<suite>")
     man = read_record_any(root / MANIFEST) if root.is_dir() else None
     if man is not None:
@@ -29,7 +29,7 @@ def _results_root(arg: str | None) -> Path:
     return root
 
 
-def _reports_root(arg: str | None) -> Path:
+def resolve_reports_root(arg: str | None) -> Path:
     return _root(arg, "--reports", "BENCH_REPORTS", "reports", "reports/<suite>")[0]
 
 

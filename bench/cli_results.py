@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.cli_common import CliError, _reports_root
+from bench.cli_common import CliError, resolve_reports_root
 from bench.records import (
     MANIFEST,
     SVCCA_DIR,
@@ -20,7 +20,7 @@ from bench.records import (
 )
 
 
-def _svcca_records(folder: Path, suite=None) -> list[dict]:
+def folder_svcca_records(folder: Path, suite=None) -> list[dict]:
     if suite is None:  # `bench report`: whatever the folder holds (no torch import)
         return latest_svcca_records(folder / SVCCA_DIR)
     from bench.runner.svcca import svcca_dir, svcca_records
@@ -28,7 +28,7 @@ def _svcca_records(folder: Path, suite=None) -> list[dict]:
     return svcca_records(svcca_dir(folder.parent, folder.name), suite)
 
 
-def _write_report(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
+def write_suite_reports(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
                   folder: Path | None = None, reference: str | None = None) -> Path:
     from bench.report import write_report
 
@@ -68,14 +68,14 @@ def cmd_report(args) -> int:
 
         if suite_name_problem(args.suite):
             raise CliError(f"--suite: {suite_name_problem(args.suite)}")
-    reports = _reports_root(args.reports)
+    reports = resolve_reports_root(args.reports)
     records = current_records(folder, records)
     records, dropped = latest_per_cell(records)
     if dropped:
         print(f"note: {dropped} older record(s) with the same axes but another config were left out "
               f"(the newest of each is reported)", file=sys.stderr)
     suite = args.suite or records[0].get("suite") or folder.name
-    path = _write_report(records, suite, reports, _svcca_records(folder), folder=folder)
+    path = write_suite_reports(records, suite, reports, folder_svcca_records(folder), folder=folder)
     if args.curves:
         from bench.report import accuracy_curves_figure
 
@@ -122,3 +122,36 @@ def _same(a, b, tol: float = 1e-9) -> bool:
     if a is None or b is None:
         return a is b
     return abs(a - b) <= tol or (a != a and b != b)  # NaN == NaN here
+
+
+def cmd_compare(args) -> int:
+    """``bench compare RESULTS_A RESULTS_B``: the shared cells' AUCs, differences and tests, and the settings that
+    differ, as Markdown on stdout (and an HTML page with ``--html``)."""
+    from bench.analysis.compare import compare_records
+    from bench.report.compare import TITLE, compare_blocks, compare_markdown
+
+    html = Path(args.html) if args.html else None
+    if html is not None and html.is_dir():  # checked before any work
+        raise CliError(f"--html {html}: is a folder; pass a file name, e.g. {html / 'compare.html'}")
+    runs = []
+    for which, results_dir in (("A", args.results_a), ("B", args.results_b)):
+        folder, records = _folder_records(results_dir, f"no cell records (*.json) found (RESULTS_{which}); pass a "
+                                                       "results/<suite> folder")
+        # the suite's own cell order (as `bench report`); the table follows run A's
+        runs.append((folder, in_suite_order(current_records(folder, records), read_record_any(folder / MANIFEST))))
+    (folder_a, records_a), (folder_b, records_b) = runs
+    comparison = compare_records(records_a, records_b)
+    if not comparison.n_shared:
+        n_a, n_b = len(comparison.only_a), len(comparison.only_b)
+        raise CliError(f"{folder_a} and {folder_b} share no finished (ok) cell: A has {n_a} ok cell(s), B has {n_b}; "
+                       "cells are matched on backbone, source, target, ft_fraction, transfer, train_mode and seed. "
+                       "Pass two results folders of the same suite (or of suites with common cells).")
+    print(compare_markdown(comparison, name_a=str(folder_a), name_b=str(folder_b)), end="")
+    if html is not None:
+        from bench.report.render_html import html_page
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        blocks = compare_blocks(comparison, name_a=str(folder_a), name_b=str(folder_b), heading=False)
+        html.write_text(html_page(blocks, title=TITLE), encoding="utf-8")
+        print(f"html: {html}", file=sys.stderr)
+    return 0

@@ -64,8 +64,23 @@ def _static() -> dict:
             "platform": platform.platform(), "hostname": platform.node(), "cpu": cpu_model(),
             "torch": torch.__version__, "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-            "device": "cuda:" + torch.cuda.get_device_name(0) if cuda else "cpu",
             "gpu_count": torch.cuda.device_count() if cuda else 0}
+
+
+def device_label() -> str:
+    """The device this process computes cells on (``bench run --device``, else a GPU where there is one):
+    "cpu", or "cuda:" and the GPU's name ("cuda:NVIDIA H200"); which GPU is ``cuda_visible_devices``."""
+    import torch
+
+    from bench.batches import default_device
+
+    device = default_device()
+    if device.type != "cuda":
+        return device.type
+    try:
+        return "cuda:" + torch.cuda.get_device_name(device)
+    except Exception:  # noqa: BLE001 -- provenance never fails a finished cell
+        return str(device)
 
 
 def provenance() -> dict:
@@ -74,7 +89,7 @@ def provenance() -> dict:
 
     from bench.runner.claims import slurm_ids
 
-    return {**_static(), "torch_threads": torch.get_num_threads(),
+    return {**_static(), "device": device_label(), "torch_threads": torch.get_num_threads(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "slurm": slurm_ids() or None,
             "pid": os.getpid(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
@@ -97,7 +112,7 @@ def file_sha256(path: str | Path) -> str:
 @functools.lru_cache(maxsize=16)
 def state_dict_sha256(backbone: str, explicit_path: str | None) -> str:
     """SHA-256 over the names and bytes of the ImageNet state dict a cell loaded (built-in weights)."""
-    from bench.backbones._base import imagenet_state_dict
+    from bench.backbones.specs import imagenet_state_dict
 
     h = hashlib.sha256()
     for k, v in sorted(imagenet_state_dict(backbone, explicit_path).items()):
@@ -111,7 +126,7 @@ def imagenet_weights_sha256(backbone: str, explicit_path: str | None = None) -> 
     it loads (the suite's ``weights:``, ``$BENCH_WEIGHTS_DIR``, timm's cache; for a ``weights_from`` backbone
     without its own, that backbone's file), or :func:`state_dict_sha256` of built-in weights; None when there
     are none (nothing is loaded or downloaded to find out)."""
-    from bench.backbones._base import find_imagenet_weights
+    from bench.backbones.specs import find_imagenet_weights
 
     found = find_imagenet_weights(backbone, explicit_path, follow_weights_from=True)
     if found is None:

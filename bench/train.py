@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,8 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from bench.augment import augment_batch, tta_views
-from bench.batches import default_device, normalize, to_batch, to_float
+from bench.batches import amp_dtype, default_device, gather, normalize, resident
+from bench.batches import to_batch, to_float  # noqa: F401 - re-exported (bench.runner.svcca imports to_batch here)
 from bench.batchnorm import recalibrate, training_batchnorm_layers
 from bench.train_modes import (
     Stage,
@@ -37,6 +39,10 @@ if TYPE_CHECKING:
 
 class DivergedError(RuntimeError):
     """Training produced a NaN or infinite loss; the message names the epoch, step and loss value."""
+
+
+# LambdaLR warns when it steps before the optimiser; float16's GradScaler skips the optimiser on purpose.
+_SKIPPED_STEP_WARNING = r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`"
 
 
 def lr_factor(step: int, total: int, warmup: int, decay: str = "cosine") -> float:
@@ -107,8 +113,13 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
             stage, if any, still runs); None runs every epoch.
         on_epoch: called with each epoch's history entry (progress output).
 
+    On a GPU the images stay on the device as uint8 and batches are gathered there; losses and
+    accuracies stay on the device until the epoch ends (one host sync per epoch, not one per step).
+    Autocast runs in bfloat16 where the GPU supports it, else float16 with loss scaling; none on the CPU.
+
     Raises:
-        DivergedError: as soon as a training loss is NaN or infinite.
+        DivergedError: at the end of an epoch in which a training loss was NaN or infinite, naming the
+            first such step (the check reads the epoch's losses once, so it does not block every step).
     """
     if grad_accum < 1 or grad_accum > batch_size:
         raise ValueError(f"grad_accum must be between 1 and batch_size ({batch_size}), got {grad_accum}")
@@ -127,13 +138,14 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
     # Drop a last batch of 1: BatchNorm cannot train on a single image.
     steps_per_epoch = max(1, n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size))
     gen = torch.Generator().manual_seed(seed)
-    y_all = torch.as_tensor(labels, dtype=torch.long)
+    x_all = resident(images, device)
+    y_all = torch.as_tensor(labels, dtype=torch.long).to(device)
     weights = balanced_class_weights(labels) if class_weights == "balanced" else None
     w_dev = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
     validate = val_images is not None and len(val_images) > 0
-    use_amp = device.type == "cuda"
-    # float16 autocast needs loss scaling or small gradients underflow; a pass-through on the CPU.
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    dtype = amp_dtype(device)
+    # float16 autocast needs loss scaling or small gradients underflow; bfloat16 does not; a pass-through on the CPU.
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     history: list[dict] = []
     best: tuple[float, int, dict] | None = None  # (score, epoch, state) of the best validation epoch
     epoch = 0
@@ -152,33 +164,40 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
                 epoch += 1
                 set_train_mode(model, bn_train)
                 moving = training_batchnorm_layers(model) if bn_recalibrate else []
-                order = torch.randperm(n, generator=gen).numpy()
-                t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-                for step in range(steps_per_epoch):
-                    idx = order[step * batch_size:(step + 1) * batch_size]
-                    x = normalize(augment_batch(to_float(images[idx], device), policy, gen), mean, std)
-                    y = y_all[idx].to(device)
+                t0 = time.perf_counter()
+                order = torch.randperm(n, generator=gen).to(device)
+                batches = [order[step * batch_size:(step + 1) * batch_size] for step in range(steps_per_epoch)]
+                flips = _draw_flips(batches, gen, device) if policy == "flip" else None
+                # Per micro-batch, kept on the device until the epoch ends: (step, images, loss, correct, lr).
+                steps: list[tuple[int, int, torch.Tensor, torch.Tensor, float]] = []
+                for step, idx in enumerate(batches):
+                    x = gather(x_all, idx)
+                    if flips is not None:  # as augment_batch's "flip" (same draws), without a host sync
+                        f = flips[step * batch_size:step * batch_size + len(idx)].view(-1, 1, 1, 1)
+                        x = torch.where(f, x.flip(-1), x)
+                    else:
+                        x = augment_batch(x, policy, gen)
+                    x = normalize(x, mean, std)
+                    y = y_all[idx]
                     opt.zero_grad(set_to_none=True)
+                    lr_now = sched.get_last_lr()[0]
                     # Micro-batches of at least 2 images (BatchNorm cannot train on one), as even as possible.
                     chunks = max(1, min(grad_accum, len(idx) // 2))
                     for xm, ym in zip(torch.tensor_split(x, chunks), torch.tensor_split(y, chunks)):
-                        with torch.autocast(device.type, enabled=use_amp):
+                        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                             logits = model(xm)
                         if w_dev is None:
                             loss = F.cross_entropy(logits.float(), ym)
                         else:
                             loss = (w_dev[ym] * F.cross_entropy(logits.float(), ym, reduction="none")).mean()
-                        if not torch.isfinite(loss):
-                            raise DivergedError(f"loss is {loss.item()} at epoch {epoch}, step {step + 1}/"
-                                                f"{steps_per_epoch} (lr {sched.get_last_lr()[0]:.3g}): "
-                                                "training diverged")
                         scaler.scale(loss * (len(ym) / len(idx))).backward()
-                        loss_sum += loss.item() * len(ym)
-                        correct += (logits.argmax(1) == ym).sum().item()
+                        steps.append((step, len(ym), loss.detach(), (logits.argmax(1) == ym).sum(), lr_now))
                     scaler.step(opt)  # skips the step when a scaled gradient overflowed
                     scaler.update()
-                    sched.step()
-                    seen += len(idx)
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message=_SKIPPED_STEP_WARNING)
+                        sched.step()
+                loss_sum, correct, seen = _epoch_totals(steps, epoch, steps_per_epoch)
                 entry = {"epoch": epoch, "loss": loss_sum / seen, "running_train_acc": correct / seen,
                          "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
                 if len(schedule) > 1:
@@ -210,6 +229,32 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
     return history
 
 
+def _draw_flips(batches: list[torch.Tensor], gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The epoch's random horizontal flips (p = 0.5), drawn from ``gen`` batch by batch exactly as
+    :func:`bench.augment.augment_batch` draws them, and sent to ``device`` once."""
+    return torch.cat([torch.rand(len(idx), generator=gen) < 0.5 for idx in batches]).to(device)
+
+
+def _epoch_totals(steps: list, epoch: int, steps_per_epoch: int) -> tuple[float, int, int]:
+    """``(loss_sum, correct, seen)`` of an epoch's micro-batches, read from the device in one sync.
+
+    The sums are taken on the host in step order, with each loss as the float32 it is: the same numbers
+    as summing ``loss.item()`` step by step. Raises :class:`DivergedError` naming the first step whose loss
+    was NaN or infinite.
+    """
+    values = torch.stack([torch.stack([loss.double(), hits.double()]) for _, _, loss, hits, _ in steps]).tolist()
+    bad = [i for i, (loss, _) in enumerate(values) if not math.isfinite(loss)]
+    if bad:
+        (step, _, _, _, lr), last = steps[bad[0]], steps[bad[-1]][0]
+        where = f"step {step + 1}/{steps_per_epoch}" + (f" (and later, up to step {last + 1})" if last > step else "")
+        raise DivergedError(f"loss is {values[bad[0]][0]} at epoch {epoch}, {where} (lr {lr:.3g}): training diverged")
+    loss_sum, correct = 0.0, 0
+    for (_, size, _, _, _), (loss, hits) in zip(steps, values):
+        loss_sum += loss * size
+        correct += int(hits)
+    return loss_sum, correct, sum(size for _, size, _, _, _ in steps)
+
+
 def _recalibrate(entry: dict, model: nn.Module, images: np.ndarray, layers: list, *, mean, std,
                  device: torch.device) -> None:
     """Re-estimate ``layers``' statistics on ``images``; note how many and how long in the history ``entry``."""
@@ -236,13 +281,17 @@ def predict(model: nn.Module, images: np.ndarray, *, mean=(0.5, 0.5, 0.5), std=(
     device = device or default_device()
     views = tta_views(tta)
     model.to(device).eval()
+    if len(images) == 0:
+        return np.zeros(0, dtype=np.float32)
+    dtype = amp_dtype(device)
+    x_all = resident(images, device)
     out = []
     for i in range(0, len(images), batch_size):
-        x = to_batch(images[i:i + batch_size], mean, std, device)
+        x = normalize(gather(x_all, slice(i, i + batch_size)), mean, std)
         margin = 0.0
         for dims in views:
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = model(x.flip(dims) if dims else x).float()
             margin = margin + (logits[:, 1] - logits[:, 0])
-        out.append((margin / len(views)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        out.append(margin / len(views))
+    return torch.cat(out).cpu().numpy()  # one host sync for all the batches

@@ -34,6 +34,7 @@ from bench.suite.schedule import HEAD, HEAD_PRESETS, SCHEDULE_PRESETS, STAGE_NAM
 
 if TYPE_CHECKING:
     from bench.backbones import BackboneSpec
+    from bench.suite.schema import FinetuneSettings
 
 __all__ = ["HEAD", "HEAD_PRESETS", "SCHEDULE_PRESETS", "STAGE_NAMES", "MLPHead", "Stage", "apply_trainable",
            "balanced_class_weights", "finetune_stages", "head_module_name", "parse_trainable", "replace_head",
@@ -152,9 +153,9 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int = 2) -> np.ndarr
     return num_classes * inv / inv.sum()
 
 
-def finetune_stages(ft: dict) -> list[Stage]:
-    """The explicit stages of a resolved ``finetune`` config: its ``schedule`` or one stage 'all'."""
-    if ft.get("schedule"):
-        return [Stage.from_dict(s) for s in ft["schedule"]]
-    return [Stage.one_stage(epochs=ft["epochs"], lr=ft["lr"], weight_decay=ft["weight_decay"],
-                            warmup_epochs=ft["warmup_epochs"])]
+def finetune_stages(ft: FinetuneSettings) -> list[Stage]:
+    """The explicit stages of a cell's fine-tuning settings (``Cell.settings.finetune``): its ``schedule`` or one
+    stage 'all'."""
+    if ft.schedule:
+        return list(ft.schedule)
+    return [Stage.one_stage(epochs=ft.epochs, lr=ft.lr, weight_decay=ft.weight_decay, warmup_epochs=ft.warmup_epochs)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.backbones import BACKBONES, create_backbone, stage_boundaries, transfer_weights
-from bench.backbones._base import WeightsNotFoundError, imagenet_state_dict
+from bench.backbones.specs import WeightsNotFoundError, imagenet_state_dict
 from bench.registry import UnknownNameError
 from bench.train import predict
 
@@ -153,7 +153,7 @@ def test_module_factory_names_accept_a_spec_or_a_feature_info_factory(tmp_path, 
 def test_a_broken_entry_point_breaks_only_its_own_name():
     from importlib.metadata import EntryPoint
 
-    from bench.backbones._base import as_spec
+    from bench.backbones.specs import as_spec
     from bench.registry import PluginError, Registry
 
     reg = Registry("backbone", group="bench.test-nothing", coerce=as_spec)
@@ -212,7 +212,7 @@ def test_provenance_hashes_exactly_the_weights_file_that_was_loaded(tmp_path, mo
     ``timm:`` name (``timm_resnet10t``); it hashes that file's bytes."""
     from safetensors.torch import save_file
 
-    from bench.backbones._base import find_imagenet_weights
+    from bench.backbones.specs import find_imagenet_weights
     from bench.provenance import file_sha256, weights_sha256
 
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))

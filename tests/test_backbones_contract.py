@@ -93,7 +93,7 @@ def test_every_named_stage_owns_parameters(name, built):
 @pytest.mark.parametrize("name", ["timm:vgg16", "timm:vgg19_bn", "timm:densenet121", "timm:legacy_xception",
                                   "timm:mobilenetv2_100"])
 def test_timm_backbones_get_stages_that_own_parameters(name):
-    from bench.backbones._base import STAGE_MAP_REVISION
+    from bench.backbones.specs import STAGE_MAP_REVISION
 
     model = create_backbone(name, 2)
     stage_of = stage_of_tensors(model, BACKBONES.get(name))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from bench.cli import main
 from bench.records import load_records
 from bench.runner import run_suite
 from bench.suite import build_suite
+from conftest import child_env
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,7 @@ def test_cli_run_then_report_regenerates_tables(tmp_path, monkeypatch, capsys):
 
 
 def _bench(*args, cwd=None):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = child_env(Path(__file__).resolve().parent.parent)
     return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 

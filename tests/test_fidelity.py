@@ -9,7 +9,7 @@ import torch
 
 from bench.analysis.metrics import binary_metrics
 from bench.backbones import create_backbone
-from bench.backbones._transfer import PartialWeightsError, transfer_weights
+from bench.backbones.transfer import PartialWeightsError, transfer_weights
 from bench.suite import build_suite
 
 BASE = {"axes": {"backbone": ["toy_cnn"], "source": ["random"], "ft_fraction": [0, 0.5], "target": ["synth-inbreast"],

@@ -19,12 +19,13 @@ import pytest
 import torch
 import yaml
 
-from bench.cli import _write_report
+from bench.cli import write_suite_reports
 from bench.records import read_record
 from bench.runner import suite_records
 from bench.runner.claims import read_claim
 from bench.runner.worker import JOURNAL
 from bench.suite import build_suite
+from conftest import child_env
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -39,8 +40,7 @@ RAW = {"name": "killme", "plugins": ["plugins_faults"],
 
 
 def _start(suite_file: Path, results: Path, workers: int, sleep: float = 0.25) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
-           "BENCH_FAULT_SLEEP": str(sleep)}
+    env = child_env(REPO, REPO / "tests", BENCH_FAULT_SLEEP=str(sleep))
     return subprocess.Popen([sys.executable, "-m", "bench", "run", str(suite_file), "--workers", str(workers),
                              "--no-progress", "--results", str(results), "--reports", str(results.parent / "rep")],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -155,6 +155,6 @@ def test_kill_at_several_points_then_resume_equals_an_uninterrupted_run(tmp_path
     for cid, r in ref.items():
         assert got[cid]["status"] == r["status"]
         assert got[cid]["metrics"] == r["metrics"] and got[cid]["predictions"] == r["predictions"]
-    a = _write_report(list(ref.values()), "killme", tmp_path / "rep_ref").read_text()
-    b = _write_report(list(got.values()), "killme", tmp_path / "rep_got").read_text()
+    a = write_suite_reports(list(ref.values()), "killme", tmp_path / "rep_ref").read_text()
+    b = write_suite_reports(list(got.values()), "killme", tmp_path / "rep_got").read_text()
     assert a == b

@@ -43,23 +43,23 @@ def test_validate_list_and_plan_import_neither_torch_nor_timm(argv, rc, tmp_path
 def test_importing_the_registries_loads_no_heavy_library():
     loaded = _loaded_after("import bench.backbones, bench.data, bench.suite\n"
                            "from bench.backbones import BACKBONES\n"
-                           "from bench.backbones._base import imagenet_location\n"
+                           "from bench.backbones.specs import imagenet_location\n"
                            "[imagenet_location(n) for n in BACKBONES.names()]\n")
     assert not any(loaded.values()), loaded
 
 
 def test_every_name_of_bench_backbones_still_resolves():
     import bench.backbones as bb
-    import bench.backbones._base as base
+    import bench.backbones.specs as base
 
     for name in bb.__all__:
         assert getattr(bb, name) is not None, name
     for name in ("imagenet_state_dict", "find_imagenet_weights", "imagenet_location", "as_spec", "spec_stage_names",
                  "STAGE_MAP_REVISION", "WeightsNotFoundError", "DOWNLOAD_ENV", "timm_cached_file"):
         assert getattr(base, name) is not None, name
-    from bench.backbones import _build, checkpoint, probe
+    from bench.backbones import build, checkpoint, probe
 
-    assert _build.create_backbone and _build.reset_head and checkpoint.load_checkpoint and probe.probe_stages
+    assert build.create_backbone and build.reset_head and checkpoint.load_checkpoint and probe.probe_stages
     assert probe.STAGE_MAP_REVISION == base.STAGE_MAP_REVISION and probe.PROBED_STAGES == len(base.STAGE_NAMES)
     from bench.backbones.patch_cnn import PRETRAIN_RECIPE, SPEC
     from bench.backbones.timm_models import IMAGENET_MEAN, RESNET_STAGES
@@ -106,7 +106,7 @@ def test_built_in_stage_names_pass_the_torch_check_too():
     from torch import nn
 
     from bench.backbones import BACKBONES
-    from bench.backbones._base import _module_attribute
+    from bench.backbones.specs import _module_attribute
 
     for name in BACKBONES.names():
         for s in BACKBONES.get(name).stage_names:
@@ -129,7 +129,7 @@ def test_timm_pretrained_table_is_what_timm_says():
 def test_torch_hub_dir_is_torchs_without_importing_it(monkeypatch, tmp_path):
     import torch
 
-    from bench.backbones import _base
+    from bench.backbones import specs
 
     for env in ({}, {"XDG_CACHE_HOME": str(tmp_path / "xdg")}, {"TORCH_HOME": str(tmp_path / "th")}):
         with monkeypatch.context() as mp:
@@ -139,4 +139,4 @@ def test_torch_hub_dir_is_torchs_without_importing_it(monkeypatch, tmp_path):
                 mp.setenv(k, v)
             want = torch.hub.get_dir()
             mp.delitem(sys.modules, "torch")
-            assert _base._torch_hub_dir() == want
+            assert specs._torch_hub_dir() == want

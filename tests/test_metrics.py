@@ -156,3 +156,22 @@ def test_overfit_ratio_edge_cases():
 def test_overfit_ratio_rejects_negative_accuracy():
     with pytest.raises(ValueError, match="must be >= 0"):
         overfit_ratio(-0.1, 0.5)
+
+
+def test_accuracy_balanced_accuracy_and_f1_equal_sklearns_bit_for_bit():
+    """binary_metrics derives them from the confusion matrix (for speed); they must stay sklearn's values."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    rng = np.random.default_rng(1)
+    for t in range(400):
+        n = int(rng.integers(2, 200))
+        y = rng.integers(0, 2, n)
+        s = rng.normal(size=n) + (0 if t % 5 == 0 else y)
+        if t % 7 == 0:
+            s = -np.abs(s) - 1  # no positive prediction
+        pred = (s > 0).astype(int)
+        m = binary_metrics(y, s)
+        assert m["accuracy"] == accuracy_score(y, pred)
+        assert m["f1"] == f1_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0)
+        if 0 < y.sum() < n:
+            assert m["balanced_accuracy"] == balanced_accuracy_score(y, pred)

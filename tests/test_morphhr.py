@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.backbones import create_backbone, imagenet_state_dict, stage_shapes
-from bench.backbones._base import WeightsNotFoundError
+from bench.backbones.specs import WeightsNotFoundError
 from bench.backbones.morphhr import create_morphhr, morph_conv, morph_resnet18_state
 
 

@@ -86,12 +86,13 @@ def test_data_check_with_a_missing_root_names_its_own_flag(tmp_path, capsys):
 
 
 def _fresh_python(code: str) -> str:
-    import os
     import subprocess
     import sys
     from pathlib import Path
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    from conftest import child_env
+
+    env = child_env(Path(__file__).resolve().parent.parent)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout

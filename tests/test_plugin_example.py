@@ -2,7 +2,6 @@
 through its ``bench.backbones`` entry point, listed with its origin, and run in a tiny suite."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from bench.records import load_records
+from conftest import child_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def plugin_env(tmp_path_factory):
     target = tmp / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(src)], check=True, capture_output=True, timeout=300)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)]), "OMP_NUM_THREADS": "1"}
+    env = child_env(target, ROOT, OMP_NUM_THREADS="1")
     return tmp, env
 
 

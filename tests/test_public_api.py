@@ -2,13 +2,13 @@
 README's example runs."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import bench
+from conftest import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def test_every_public_name_resolves():
 def test_import_bench_loads_neither_torch_nor_timm():
     code = "import sys, bench; print(sorted(m for m in ('torch', 'timm', 'sklearn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         env=child_env(ROOT))
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 

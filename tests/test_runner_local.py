@@ -25,6 +25,7 @@ from bench.runner.local import LocalScheduler
 from bench.runner.plan import result_folder, svcca_dir
 from bench.runner.worker import JOURNAL, compute_job, error_info
 from bench.suite import build_suite
+from conftest import child_env
 
 RAW = {"name": "local", "axes": {"backbone": ["toy_cnn"], "source": ["random", "synth-ddsm"], "ft_fraction": [0, 0.25],
                                  "target": ["synth-inbreast"], "transfer": ["full"], "seeds": 2},
@@ -210,7 +211,7 @@ def runner_main(root: str, sleep: str) -> None:
 def test_two_runner_processes_on_one_folder_never_run_the_same_job_twice(tmp_path):
     suite, plan = _plan(tmp_path, ft_fraction=[0.25, 0.5], seeds=3)
     here = str(Path(__file__).parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(here).parent), here])}
+    env = child_env(Path(here).parent, here)
     code = f"from test_runner_local import runner_main; runner_main({str(tmp_path)!r}, '0.25')"
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]

@@ -56,7 +56,7 @@ def svcca_run(tmp_path_factory):
 
 def test_one_record_per_target_and_seed_with_five_layers_in_unit_interval(svcca_run):
     suite, root, first = svcca_run
-    assert first.computed == 4 and first.failed == 0  # 1 source (synth-ddsm) x 2 targets x 2 seeds
+    assert first.analyses == 4 and first.analyses_failed == 0  # 1 source (synth-ddsm) x 2 targets x 2 seeds
     recs = svcca_records(svcca_dir(root, suite.name), suite)
     assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
     assert {(r["job"]["target"], r["job"]["seed"]) for r in recs} == {(t, s) for t in ("synth-inbreast",
@@ -85,7 +85,7 @@ def test_second_run_recomputes_nothing(svcca_run):
     folder = svcca_dir(root, suite.name)
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")}
     again = run_svcca(suite, results_root=root, log=lambda m: None)
-    assert again.computed == 0 and again.skipped == 4
+    assert again.analyses == 0 and again.skipped == 4
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.json")} == before
 
 
@@ -155,7 +155,7 @@ def test_worker_processes_run_the_svcca_runs(tmp_path, monkeypatch):
     pids = {json.loads(x)["pid"] for x in (folder / JOURNAL).read_text().splitlines()}
     assert pids and os.getpid() not in pids  # computed in the worker process
     again = run_svcca(suite, results_root=tmp_path, log=lambda m: None)
-    assert again.computed == 0 and again.skipped == 1
+    assert again.analyses == 0 and again.skipped == 1
 
 
 def test_suite_without_analysis_is_a_clear_cli_error(tmp_path, capsys):

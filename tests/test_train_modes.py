@@ -115,8 +115,8 @@ def test_staged_schedule_history_and_learning_rates():
 
 def test_finetune_stages_from_plain_and_scheduled_config():
     plain = FinetuneSettings().resolved()
-    assert finetune_stages(plain) == [Stage(epochs=10, lr=3e-4, weight_decay=1e-4)]
-    shen = FinetuneSettings(schedule="shen-3stage").resolved()
+    assert finetune_stages(FinetuneSettings.from_resolved(plain)) == [Stage(epochs=10, lr=3e-4, weight_decay=1e-4)]
+    shen = FinetuneSettings.from_resolved(FinetuneSettings(schedule="shen-3stage").resolved())
     stages = finetune_stages(shen)
     assert [(s.trainable, s.epochs, s.lr) for s in stages] == [("head", 3, 1e-3), ("from:block4", 10, 1e-4),
                                                                ("all", 37, 1e-5)]

@@ -87,13 +87,15 @@ def align_predictions(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.
     """
     if len(a) != len(b) or a["image_id"].duplicated().any() or b["image_id"].duplicated().any():
         return None
-    merged = a[["image_id", "label", "score"]].merge(b[["image_id", "label", "score"]], on="image_id",
-                                                      suffixes=("_a", "_b"), validate="one_to_one")
-    if len(merged) != len(a) or not (merged["label_a"] == merged["label_b"]).all():
+    ids_a, ids_b = a["image_id"].to_numpy(), b["image_id"].to_numpy()
+    order_a, order_b = np.argsort(ids_a, kind="stable"), np.argsort(ids_b, kind="stable")
+    if not np.array_equal(ids_a[order_a], ids_b[order_b]):
         return None
-    merged = merged.sort_values("image_id", kind="mergesort")
-    return (merged["label_a"].to_numpy(dtype=np.int64), merged["score_a"].to_numpy(dtype=float),
-            merged["score_b"].to_numpy(dtype=float))
+    labels = a["label"].to_numpy()[order_a]
+    if not np.array_equal(labels, b["label"].to_numpy()[order_b]):
+        return None
+    return (labels.astype(np.int64), a["score"].to_numpy(dtype=float)[order_a],
+            b["score"].to_numpy(dtype=float)[order_b])
 
 
 def paired_tests(frame: pd.DataFrame, predictions: pd.DataFrame, *, axis: str, reference, keys: Sequence[str],

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from bench.analysis.metrics import _check_binary
+from bench.analysis.metrics import check_binary
 
 __all__ = ["bootstrap_auc_ci", "delong_auc_ci", "delong_test", "delong_variance", "holm", "seed_summary"]
 
@@ -114,7 +114,7 @@ def bootstrap_auc_ci(labels, scores, groups=None, *, n_resamples: int = 2000, co
     50
     """
     caller = "bootstrap_auc_ci"
-    y, s = _check_binary(labels, scores, caller)
+    y, s = check_binary(labels, scores, caller)
     confidence = _check_confidence(confidence, caller)
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ValueError(f"The 'n_resamples' parameter of {caller} must be an int >= 1. Got {n_resamples!r} instead.")
@@ -203,8 +203,8 @@ def _delong(y: np.ndarray, score_rows: list[np.ndarray]) -> tuple[np.ndarray, np
 
 
 def _check_scores_pair(labels, scores_a, scores_b, caller: str):
-    y, a = _check_binary(labels, scores_a, caller)
-    _, b = _check_binary(labels, scores_b, caller)
+    y, a = check_binary(labels, scores_a, caller)
+    _, b = check_binary(labels, scores_b, caller)
     return y, a, b
 
 
@@ -238,7 +238,7 @@ def delong_variance(labels, scores) -> float:
     >>> round(delong_variance(labels, scores) ** 0.5, 4)   # standard error of the AUC
     0.0278
     """
-    y, s = _check_binary(labels, scores, "delong_variance")
+    y, s = check_binary(labels, scores, "delong_variance")
     return float(_delong(y, [s])[1][0, 0])
 
 
@@ -282,7 +282,7 @@ def delong_auc_ci(labels, scores, *, confidence: float = 0.95) -> dict[str, floa
     """
     caller = "delong_auc_ci"
     confidence = _check_confidence(confidence, caller)
-    y, s = _check_binary(labels, scores, caller)
+    y, s = check_binary(labels, scores, caller)
     m, n = int(y.sum()), int(len(y) - y.sum())
     out: dict[str, float | int] = {"auc": math.nan, "se": math.nan, "low": math.nan, "high": math.nan,
                                    "confidence": confidence, "n_pos": m, "n_neg": n}

@@ -6,7 +6,7 @@ plugin may have any number (1 or more). Built-ins are timm models, ``morphhr``, 
 plugins come from the entry-point group ``bench.backbones``, a module named in a suite's ``plugins:``, or a
 name: ``timm:<model>`` or ``package.module:factory``.
 
-``import bench.backbones`` loads neither torch nor timm: the specs and the registry (:mod:`._base`) and the
+``import bench.backbones`` loads neither torch nor timm: the specs and the registry (:mod:`.specs`) and the
 built-ins' specs (:mod:`.builtin`) are torch-free, and the names that build or inspect networks
 (``create_backbone``, ``create_hybrid``, the stage helpers, ``transfer_weights``...) are imported on first use.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from bench.backbones._base import (
+from bench.backbones.specs import (
     BACKBONES,
     STAGE_NAMES,
     BackboneSpec,
@@ -31,10 +31,10 @@ with _origin(_BUILT_IN):
     from bench.backbones import builtin, plugins  # noqa: F401
 
 _LAZY = {  # name -> module (torch): imported on first use
-    "create_backbone": "bench.backbones._build",
-    "reset_head": "bench.backbones._build",
+    "create_backbone": "bench.backbones.build",
+    "reset_head": "bench.backbones.build",
     "create_hybrid": "bench.backbones.hybrid",
-    "transfer_weights": "bench.backbones._transfer",
+    "transfer_weights": "bench.backbones.transfer",
     **dict.fromkeys(("freeze_up_to", "parameters_after", "stage_boundaries", "stage_modules", "stage_names",
                      "stage_of_tensors", "stage_shapes"), "bench.backbones.stages"),
 }

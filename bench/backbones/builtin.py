@@ -1,7 +1,7 @@
 """The built-in backbones' specs: every static fact about them, declared without importing torch or timm.
 
 Their stages, channels, strides, input sizes, mean/std and descriptions are written here, and their factories
-and weights loaders are named lazily (:class:`~bench.backbones._base.LazyCallable`), so loading, validating and
+and weights loaders are named lazily (:class:`~bench.backbones.specs.LazyCallable`), so loading, validating and
 planning a suite and ``bench list backbones`` never build a network. The networks themselves live in their
 modules, imported (with torch and timm) when one is built:
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from bench.backbones._base import TIMM_PRETRAINED  # noqa: F401  (the test reads it here too)
-from bench.backbones._base import (
+from bench.backbones.specs import TIMM_PRETRAINED  # noqa: F401  (the test reads it here too)
+from bench.backbones.specs import (
     STAGE_MAP_REVISION,
     STAGE_NAMES,
     BackboneSpec,
@@ -69,28 +69,28 @@ def bind(module: str) -> None:
 
 # --------------------------------------------------------------------------- timm architectures
 
-def _timm(name: str, arch: str, *, stages, channels, head, mean=IMAGENET_MEAN, std=IMAGENET_STD, imagenet=None,
+def _register_timm(name: str, arch: str, *, stages, channels, head, mean=IMAGENET_MEAN, std=IMAGENET_STD, imagenet=None,
           description="", min_size=32, input_size=224, slim=False, reductions=STRIDES, extra=None) -> None:
     _add(BackboneSpec(
-        name=name, create=LazyCallable("bench.backbones.timm_models:_timm", arch), stages=stages, channels=channels,
+        name=name, create=LazyCallable("bench.backbones.timm_models:timm_factory", arch), stages=stages, channels=channels,
         reductions=reductions, mean=mean, std=std, min_size=min_size, input_size=input_size, head=head,
         imagenet=imagenet, timm_name=arch,
         create_slim=LazyCallable("bench.backbones.timm_models:resnet_slim", arch) if slim else None,
         description=description or f"timm {arch}", extra=extra or {}))
 
 
-_timm("efficientnet_lite0", "tf_efficientnet_lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+_register_timm("efficientnet_lite0", "tf_efficientnet_lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
       stages=("blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"), channels=(16, 24, 40, 112, 320),
       head="classifier", imagenet=LazyCallable("bench.backbones.timm_models:_efficientnet_lite0_imagenet"),
       description="timm tf_efficientnet_lite0; real ImageNet weights built in (offline)")
-_timm("resnet18", "resnet18", stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512), head="fc", slim=True)
-_timm("resnet50", "resnet50", stages=RESNET_STAGES, channels=(64, 256, 512, 1024, 2048), head="fc", slim=True)
+_register_timm("resnet18", "resnet18", stages=RESNET_STAGES, channels=(64, 64, 128, 256, 512), head="fc", slim=True)
+_register_timm("resnet50", "resnet50", stages=RESNET_STAGES, channels=(64, 256, 512, 1024, 2048), head="fc", slim=True)
 # VGG's five conv blocks are conv1 .. block4 (until 2026-12-04 conv1 held blocks 1-2 and block4 was the last,
 # parameter-free max-pool, so "train from block4" trained no convolution; cells depending on it get new ids).
-_timm("vgg16", "vgg16_bn", stages=("features.5", "features.12", "features.22", "features.32", "features.42"),
+_register_timm("vgg16", "vgg16_bn", stages=("features.5", "features.12", "features.22", "features.32", "features.42"),
       channels=(64, 128, 256, 512, 512), reductions=(1, 2, 4, 8, 16), head="head.fc",
       description="timm vgg16_bn", extra={STAGE_MAP_REVISION: 2})
-_timm("inception_v3", "inception_v3", stages=("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"),
+_register_timm("inception_v3", "inception_v3", stages=("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"),
       channels=(64, 192, 288, 768, 2048), head="fc", min_size=75, input_size=299)
 
 # --------------------------------------------------------------------------- morphhr (Wei et al.)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.backbones._base import BACKBONES, spec_stage_names
-from bench.backbones._build import create_backbone
+from bench.backbones.specs import BACKBONES, spec_stage_names
+from bench.backbones.build import create_backbone
 from bench.backbones.hybrid import create_hybrid
 from bench.backbones.stages import stage_shapes
 

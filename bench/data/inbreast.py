@@ -39,7 +39,7 @@ from pydantic import Field, field_validator
 
 from bench.data.base import DatasetFormatError, DatasetOptions, register_dataset
 from bench.data.cache import real_dataset_spec
-from bench.data.helpers import decode_text, describe_dir
+from bench.data.helpers import decode_text, describe_dir, examples
 from bench.data.items import Item, Scan
 
 NAME = "inbreast"
@@ -328,21 +328,20 @@ def scan(options: INbreastOptions, root: Path) -> Scan:
     if unlisted:
         out.excluded[f"DICOM not listed in {CSV_NAME}"] += len(unlisted)
         out.warnings.append(f"{len(unlisted)} DICOM(s) in {dicom_rel}/ have no {CSV_NAME} row (no BI-RADS), "
-                            f"ignored: {', '.join(dicoms[k][0].name for k in unlisted[:5])}"
-                            + (" ..." if len(unlisted) > 5 else ""))
+                            f"ignored: {examples(dicoms[k][0].name for k in unlisted)}")
     if bad_birads:
         out.warnings.append(f"{len(bad_birads)} row(s) with a 'Bi-Rads' value that is not 0-6 or 4a/4b/4c, "
-                            f"excluded: {'; '.join(bad_birads[:5])}" + (" ..." if len(bad_birads) > 5 else ""))
+                            f"excluded: {examples(bad_birads, sep='; ')}")
     if bad_names:
         out.warnings.append(f"{len(bad_names)} DICOM name(s) do not follow {FILE_PATTERN}; the patient is the "
                             f"16-hex token of the name, or, without one, the image itself (no patient grouping): "
-                            f"{', '.join(bad_names[:5])}" + (" ..." if len(bad_names) > 5 else ""))
+                            f"{examples(bad_names)}")
     if bad_xml:
         out.warnings.append(f"{len(bad_xml)} unreadable {XML_DIR} file(s); those images have no lesion mask: "
-                            f"{'; '.join(bad_xml[:3])}" + (" ..." if len(bad_xml) > 3 else ""))
+                            f"{examples(bad_xml, 3, sep='; ')}")
     if mismatch:
         out.warnings.append(f"{len(mismatch)} image(s) where {CSV_NAME} and the file name disagree on side/view "
-                            f"(the CSV is used): {'; '.join(mismatch[:5])}" + (" ..." if len(mismatch) > 5 else ""))
+                            f"(the CSV is used): {examples(mismatch, sep='; ')}")
     return out
 
 

@@ -38,7 +38,7 @@ from pydantic import Field
 
 from bench.data.base import DatasetFormatError, DatasetOptions, register_dataset
 from bench.data.cache import real_dataset_spec
-from bench.data.helpers import decode_text, describe_dir
+from bench.data.helpers import decode_text, describe_dir, examples
 from bench.data.items import Item, Scan
 
 NAME = "mias"
@@ -289,10 +289,10 @@ def scan(options: MIASOptions, root: Path) -> Scan:
     if unlisted:
         out.excluded[f"image not listed in {Path(source).name}"] += len(unlisted)
         out.warnings.append(f"{len(unlisted)} image(s) have no line in {source} (no label), ignored: "
-                            f"{', '.join(unlisted[:5])}" + (" ..." if len(unlisted) > 5 else ""))
+                            f"{examples(unlisted)}")
     if duplicates:
         out.warnings.append(f"{len(duplicates)} image(s) have several files (the .pgm, then the shallowest, is "
-                            f"used): {'; '.join(duplicates[:3])}" + (" ..." if len(duplicates) > 3 else ""))
+                            f"used): {examples(duplicates, 3, sep='; ')}")
     if other_format:
         out.warnings.append(f"{len(other_format)} image(s) are not the original PGM (e.g. {other_format[0]}); "
                             f"Info.txt coordinates refer to the {FILM_SIZE} x {FILM_SIZE} original")

@@ -1,4 +1,4 @@
-"""The report of a suite, rendered only from its records: Markdown, LaTeX and the SVCCA figure.
+"""The report of a suite, rendered only from its records: Markdown, LaTeX, an HTML page and the figures.
 
 Nothing here trains, predicts or re-scores: every number is read from a record's ``metrics`` or recomputed from its
 stored ``predictions`` by :mod:`bench.analysis` (intervals, DeLong tests), and aggregated over seeds. The tables
@@ -46,7 +46,8 @@ The package, in the order data flows through it:
   :mod:`~bench.report.modes` (train modes), :mod:`~bench.report.beta`, :mod:`~bench.report.paper`,
   :mod:`~bench.report.flagged` (flagged and failed cells), :mod:`~bench.report.svcca`;
 - :mod:`~bench.report.document`: the whole report as one block list;
-- :mod:`~bench.report.render_md` and :mod:`~bench.report.render_tex`: the two renderers of that list;
+- :mod:`~bench.report.render_md`, :mod:`~bench.report.render_tex` and :mod:`~bench.report.render_html`: the three
+  renderers of that list (the HTML page adds a header and the figures of :mod:`~bench.report.figures_html`);
 - :mod:`~bench.report.figures` and :mod:`~bench.report.write`: the figures and the report folder.
 """
 from __future__ import annotations
@@ -81,7 +82,7 @@ from bench.report.table import (  # noqa: F401
     SOURCE_LABELS,
     metric_caption,
 )
-from bench.report.write import render_report, render_report_latex, write_report
+from bench.report.write import render_report, render_report_html, render_report_latex, write_report
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -91,6 +92,7 @@ __all__ = [
     "predictions_frame",
     "records_frame",
     "render_report",
+    "render_report_html",
     "render_report_latex",
     "svcca_figure",
     "svcca_frame",

@@ -1,17 +1,24 @@
-"""The report's outputs: the block list of :func:`bench.report.document.report_blocks` rendered as Markdown and as
-LaTeX, and the report folder written to disk (the package's only file I/O besides the figures)."""
+"""The report's outputs: the block list of :func:`bench.report.document.report_blocks` rendered as Markdown, as
+LaTeX and as one self-contained HTML page (header, figures, then the same blocks), and the report folder written
+to disk (the package's only file I/O besides the figures)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from bench.report.blocks import Block, Heading, Paragraph, Table
 from bench.report.document import report_blocks
 from bench.report.figures import svcca_figure
-from bench.report.frames import predictions_frame, records_frame, svcca_frame
+from bench.report.figures_html import data_uri, figure_blocks
+from bench.report.frames import ReportData, predictions_frame, records_frame, svcca_frame
 from bench.report.paper import paper_vs_ours
+from bench.report.render_html import html_page
 from bench.report.render_md import markdown
 from bench.report.render_tex import latex
+from bench.report.table import fraction_label, unique
 
-__all__ = ["render_report", "render_report_latex", "write_report"]
+__all__ = ["header_blocks", "render_report", "render_report_html", "render_report_latex", "write_report"]
 
 
 def render_report(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
@@ -46,9 +53,91 @@ def render_report_latex(records: list[dict], *, suite: str, svcca_records: list[
                                reference=reference))
 
 
+def _span(values: pd.Series) -> str:
+    """Distinct finite counts as text: "48", "24–36", "—" when none."""
+    v = sorted({int(x) for x in values.dropna()})
+    return "—" if not v else f"{v[0]}" if len(v) == 1 else f"{v[0]}–{v[-1]}"
+
+
+def _ran_line(records: list[dict]) -> str | None:
+    """When, where and from which commit the records were computed (their provenance); None when none says."""
+    prov = [r.get("provenance") or {} for r in records if r.get("status") == "ok"]
+    dates = sorted(str(p["date"]) for p in prov if p.get("date"))
+    if not dates:
+        return None
+    hosts = ", ".join(f"`{h}`" for h in dict.fromkeys(str(p.get("hostname")) for p in prov if p.get("hostname")))
+    devices = ", ".join(dict.fromkeys(str(p.get("device")) for p in prov if p.get("device")))
+    commits = ", ".join(f"`{str(p['commit'])[:10]}`" + (" (uncommitted changes)" if p.get("dirty") else "")
+                        for p in {str(p.get("commit")): p for p in prov if p.get("commit")}.values())
+    when = dates[0][:16].replace("T", " ") + ("" if dates[0][:16] == dates[-1][:16]
+                                              else " to " + dates[-1][:16].replace("T", " "))
+    return (f"**Ran:** {when} (UTC)" + (f" on {hosts}" if hosts else "") + (f" ({devices})" if devices else "")
+            + (f"; bench commit {commits}" if commits else "") + ".")
+
+
+def header_blocks(records: list[dict], *, suite: str, description: str | None = None) -> list[Block]:
+    """The HTML page's header: suite and description, when and where it ran, cells by status and seeds, and the
+    evaluation and fine-tune image counts per target and fine-tune share (``n_eval``, ``n_finetune``, over
+    sources, backbones and seeds)."""
+    blocks: list[Block] = [Paragraph(f"**Suite:** `{suite}`" + (f": {description}" if description else ""))]
+    if not records:
+        return blocks
+    df = records_frame(records)
+    ran = _ran_line(records)
+    counts = df["status"].value_counts()
+    seeds = ", ".join(str(s) for s in sorted(unique(df["seed"]), key=str))
+    blocks += [*([Paragraph(ran)] if ran else []),
+               Paragraph(f"**Cells:** {len(df)} records: {counts.get('ok', 0)} ok, {counts.get('na', 0)} NA, "
+                         f"{counts.get('failed', 0)} failed; seeds {seeds}.")]
+    ok = df[df["status"] == "ok"]
+    if not ok.empty:
+        rows = [[str(t) if i == 0 else "", fraction_label(f), _span(g["n_eval"]), _span(g["n_finetune"])]
+                for t in unique(ok["target"])
+                for i, (f, g) in enumerate(ok[ok["target"] == t].groupby("ft_fraction", sort=True))]
+        blocks.append(Table(["Target", "Fine-tune share", "Evaluation images", "Fine-tune images"], rows,
+                            ["Images per cell, from the records (a range where sources, backbones or seeds differ)."]))
+    return blocks
+
+
+def render_report_html(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
+                       figure: str | None = None, stale: int = 0, reference: str | None = None,
+                       description: str | None = None, images: dict[str, str] | None = None) -> str:
+    """The same report as :func:`render_report` as one self-contained HTML page: a header
+    (:func:`header_blocks`), the figures (:func:`bench.report.figures_html.figure_blocks`, drawn from the frames
+    the tables read), then the report's blocks, with every table a sortable ``<table>`` of the same cell texts.
+
+    Args:
+        description: the suite's description, shown in the header.
+        images: more images by ``Figure.path`` (e.g. the SVCCA figure as a ``data:`` URI under ``figure``); a
+            figure without one shows its caption only.
+        The others: as for :func:`render_report`.
+    """
+    blocks = report_blocks(records, suite=suite, svcca_records=svcca_records, figure=figure, stale=stale,
+                           reference=reference)
+    return _html(blocks, records, suite=suite, reference=reference, description=description, images=images)
+
+
+def _html(blocks: list[Block], records: list[dict], *, suite: str, reference: str | None, description: str | None,
+          images: dict[str, str] | None) -> str:
+    """The page of :func:`render_report_html` from the report's blocks (computed once for all renderers)."""
+    title = blocks[0].text if blocks and isinstance(blocks[0], Heading) else f"Suite `{suite}`"
+    body, pictures = list(blocks[1:] if blocks and isinstance(blocks[0], Heading) else blocks), dict(images or {})
+    if records:
+        data = ReportData.from_records(list(records))
+        paper = (paper_vs_ours(data.df, data.predictions, reference, intervals={"auc": data.auc_intervals})
+                 if reference else None)
+        figs, drawn = figure_blocks(data, paper=paper)
+        if figs:
+            body = [Heading("Figures"), *figs, *body]
+            pictures.update(drawn)
+    return html_page(body, title=title, figures=pictures,
+                     header=header_blocks(list(records), suite=suite, description=description))
+
+
 def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_records: list[dict] | None = None,
-                 stale: int = 0, reference: str | None = None) -> Path:
-    """Write the report folder: ``report.md``, ``report.tex``, ``cells.csv``; with SVCCA records also
+                 stale: int = 0, reference: str | None = None, description: str | None = None) -> Path:
+    """Write the report folder: ``report.md``, ``report.tex``, ``index.html`` (:func:`render_report_html`: the
+    same tables, the figures inline, self-contained), ``cells.csv``; with SVCCA records also
     ``svcca.png`` (the figure) and ``svcca.csv`` (one row per run x layer x network); with a ``reference`` study
     also ``paper_vs_ours.csv`` (one row per published value, :func:`bench.report.paper.paper_vs_ours`). Returns
     the Markdown path."""
@@ -60,10 +149,13 @@ def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_reco
         svcca_figure(frame, out / "svcca.png")
         frame.to_csv(out / "svcca.csv", index=False)
         figure = "svcca.png"
-    (out / "report.md").write_text(render_report(records, suite=suite, svcca_records=svcca_records, figure=figure,
-                                                 stale=stale, reference=reference))
-    (out / "report.tex").write_text(render_report_latex(records, suite=suite, svcca_records=svcca_records,
-                                                        figure=figure, stale=stale, reference=reference))
+    blocks = report_blocks(records, suite=suite, svcca_records=svcca_records, figure=figure, stale=stale,
+                           reference=reference)  # once, for the three renderers
+    (out / "report.md").write_text(markdown(blocks))
+    (out / "report.tex").write_text(latex(blocks))
+    images = {figure: data_uri((out / figure).read_bytes(), "image/png")} if figure else None
+    (out / "index.html").write_text(_html(blocks, records, suite=suite, reference=reference, description=description,
+                                          images=images), encoding="utf-8")
     df = records_frame(records)
     df.to_csv(out / "cells.csv", index=False)
     if reference:

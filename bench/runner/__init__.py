@@ -11,7 +11,7 @@ The names below are imported on first use, so that ``bench status`` (which reads
 """
 from __future__ import annotations
 
-import importlib
+from bench.lazy import lazy_exports
 
 _WHERE = {
     "MANIFEST": "bench.records",
@@ -33,13 +33,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'bench.runner' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value  # once: later look-ups (and monkeypatching) see a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

@@ -10,8 +10,8 @@ import torch
 from bench.analysis.degenerate import kept_epoch, record_flags
 from bench.analysis.metrics import accuracy, binary_metrics, overfit_ratio
 from bench.backbones import BACKBONES, create_backbone, create_hybrid, transfer_weights
-from bench.backbones._base import imagenet_state_dict
-from bench.backbones._transfer import PartialWeightsError
+from bench.backbones.specs import imagenet_state_dict
+from bench.backbones.transfer import PartialWeightsError
 from bench.data.splits import finetune_split
 from bench.records import SCHEMA
 from bench.runner.datasets import get_dataset
@@ -19,6 +19,7 @@ from bench.runner.freshness import dataset_summary
 from bench.runner.pretrain import ensure_pretrained, pretrain_paths
 from bench.runner.seeds import cell_seeds
 from bench.suite import Cell, content_hash
+from bench.suite.schema import EarlyStoppingSettings
 from bench.train import fit, predict, selected_epoch
 from bench.train_modes import finetune_stages, replace_head
 
@@ -75,16 +76,16 @@ def recompute_metrics(record: dict) -> dict:
     return evaluation_metrics(np.asarray(p["label"]), np.asarray(p["score"]), record["metrics"].get("train_acc"))
 
 
-def validation_split(labels: np.ndarray, groups: np.ndarray, ft_idx: np.ndarray, early_stopping: dict | None,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(labels: np.ndarray, groups: np.ndarray, ft_idx: np.ndarray,
+                     early_stopping: EarlyStoppingSettings | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(train_idx, val_idx)``: the fine-tune part minus ``val_fraction`` of its patients held out for early
     stopping (stratified, grouped by patient); no validation part without early stopping."""
     if not early_stopping:
         return ft_idx, np.arange(0)
     try:
-        val_rel, train_rel = finetune_split(labels[ft_idx], groups[ft_idx], early_stopping["val_fraction"], seed)
+        val_rel, train_rel = finetune_split(labels[ft_idx], groups[ft_idx], early_stopping.val_fraction, seed)
     except ValueError as exc:
-        raise ValueError(f"finetune.early_stopping.val_fraction {early_stopping['val_fraction']}: cannot hold out a "
+        raise ValueError(f"finetune.early_stopping.val_fraction {early_stopping.val_fraction}: cannot hold out a "
                          f"validation part of the {len(ft_idx)} fine-tune images: {exc}") from None
     return ft_idx[train_rel], ft_idx[val_rel]
 
@@ -97,20 +98,18 @@ def finetune(cell: Cell, model: torch.nn.Module, target, ft_idx: np.ndarray, see
     Returns ``(history, train_idx, val_idx)``: the images trained on and those held out for early stopping.
     """
     spec = BACKBONES.get(cell.backbone)
-    ft = cell.config["finetune"]
-    train_idx, val_idx = validation_split(target.labels, target.groups, ft_idx, ft.get("early_stopping"),
-                                          seeds["split"])
-    if ft.get("head"):  # a new classifier (Falconi's TL/FT head), seeded like the rest of the init
+    ft = cell.settings.finetune
+    stopping = ft.early_stopping
+    train_idx, val_idx = validation_split(target.labels, target.groups, ft_idx, stopping, seeds["split"])
+    if ft.head is not None:  # a new classifier (Falconi's TL/FT head), seeded like the rest of the init
         torch.manual_seed(seeds["init"])
-        replace_head(model, spec=spec, **ft["head"])
-    stopping = ft.get("early_stopping") or {}
+        replace_head(model, spec=spec, **ft.head.model_dump())
     history = fit(model, target.images[train_idx], target.labels[train_idx], schedule=finetune_stages(ft),
-                  backbone=spec, batch_size=ft["batch_size"],
-                  bn_train=ft["bn_train"], bn_recalibrate=ft.get("bn_recalibrate", False), augment=ft.get("augment", "flip"),
-                  class_weights=ft.get("class_weights"), val_images=target.images[val_idx],
-                  val_labels=target.labels[val_idx], select_on=stopping.get("metric", "loss"),
-                  patience=stopping.get("patience"), mean=spec.mean, std=spec.std, seed=seeds["split"],
-                  grad_accum=grad_accum)
+                  backbone=spec, batch_size=ft.batch_size, bn_train=ft.bn_train, bn_recalibrate=ft.bn_recalibrate,
+                  augment=ft.augment, class_weights=ft.class_weights, val_images=target.images[val_idx],
+                  val_labels=target.labels[val_idx], select_on=stopping.metric if stopping else "loss",
+                  patience=stopping.patience if stopping else None, mean=spec.mean, std=spec.std,
+                  seed=seeds["split"], grad_accum=grad_accum)
     return history, train_idx, val_idx
 
 
@@ -189,5 +188,5 @@ def bn_recalibration(cell: Cell) -> dict:
     """Whether the cell's networks had their BatchNorm statistics re-estimated for their final weights: after
     fine-tuning (None without) and after source pre-training (None for random and ImageNet sources)."""
     cfg = cell.settings
-    return {"finetune": bool(cfg.finetune.get("bn_recalibrate")) if cfg.finetune is not None else None,
+    return {"finetune": cfg.finetune.bn_recalibrate if cfg.finetune is not None else None,
             "pretrain": bool(cfg.pretrain.get("bn_recalibrate")) if cfg.pretrain is not None else None}

@@ -1,8 +1,12 @@
 """The local scheduler: worker processes, or every job in the runner's own process.
 
-``workers = N >= 1`` starts N worker processes (``spawn`` context: no fork after torch is loaded); each
-owns one GPU through ``CUDA_VISIBLE_DEVICES`` when there are GPUs, or an equal share of the CPU cores as
-torch threads. A worker keeps the datasets in memory across the cells it runs. If a worker dies under a
+``workers = N >= 1`` starts N worker processes (``spawn`` context: no fork after torch is loaded), each with
+an equal share of the CPU cores as torch threads. On a machine with GPUs, several workers share each GPU so
+small cells overlap (:func:`worker_gpus`): ``workers_per_gpu`` of them per GPU ("auto": from the GPU's free
+memory and the CPU cores), each pinned to its GPU through ``CUDA_VISIBLE_DEVICES``; ``workers > 1`` given
+with ``workers_per_gpu: auto`` spreads that many evenly over the GPUs. ``device: cpu`` hides the GPUs from
+the workers, ``device: cuda:N`` puts them all on GPU N. Where NVIDIA's MPS daemon runs, the workers sharing
+a GPU run their kernels concurrently instead of time-slicing it. A worker keeps the datasets in memory across the cells it runs. If a worker dies under a
 cell (segfault, OOM killer, ``kill -9``), the runner starts a new worker and retries the cell, up to
 ``max_attempts`` in all; then the cell becomes a ``failed`` record (``WorkerCrashed``). ``workers = 0``
 runs every job in the runner's own process (no isolation, no start-up cost). Jobs are dispatched in plan
@@ -44,6 +48,50 @@ from bench.runner.worker import (
     worker_main,
 )
 from bench.suite import ExecutorSettings
+
+
+GIB_PER_WORKER = 4.0
+"""GPU memory planned per worker by ``workers_per_gpu: auto`` (a 224 px fine-tune at batch 32 takes 1-3 GiB)."""
+MAX_WORKERS_PER_GPU = 8
+
+
+def gpu_free_gib() -> list[float]:
+    """Free memory in GiB of each GPU this process sees (``CUDA_VISIBLE_DEVICES`` applies); [] without CUDA."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        return [torch.cuda.mem_get_info(i)[0] / 2**30 for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no usable CUDA: CPU workers
+        return []
+
+
+def auto_workers_per_gpu(free_gib: list[float], cores: int) -> int:
+    """Workers per GPU: as many as the free memory of the fullest GPU and the CPU cores per GPU allow, 1 to 8."""
+    by_memory = int(min(free_gib) // GIB_PER_WORKER)
+    return max(1, min(cores // len(free_gib), by_memory, MAX_WORKERS_PER_GPU))
+
+
+def worker_gpus(settings: ExecutorSettings) -> list[str | None]:
+    """One entry per worker process to start: the ``CUDA_VISIBLE_DEVICES`` it gets ("" hides every GPU), or
+    None on a machine without GPUs (a CPU worker, as always)."""
+    if settings.workers == 0:
+        return []
+    free = [] if settings.device == "cpu" else gpu_free_gib()
+    if not free:
+        return ["" if settings.device == "cpu" else None] * settings.workers
+    seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    names = [g.strip() for g in seen.split(",")] if seen else [str(i) for i in range(len(free))]
+    if settings.device and settings.device.startswith("cuda:"):
+        k = int(settings.device.split(":")[1])
+        names, free = names[k:k + 1], free[k:k + 1]
+    per, n = settings.workers_per_gpu, None
+    if per == "auto" and settings.workers > 1:  # the workers asked for, spread evenly
+        per, n = -(-settings.workers // len(names)), settings.workers
+    elif per == "auto":
+        per = auto_workers_per_gpu(free, os.cpu_count() or 1)
+    return [names[i // per] for i in range(n or per * len(names))]
 
 
 class WorkerStartError(RuntimeError):
@@ -105,6 +153,7 @@ class LocalScheduler:
         self.attempts: dict[str, int] = {}
         self.elsewhere: set[str] = set()
         self.slots: list[_Slot] = []
+        self.gpus = worker_gpus(settings)  # the GPU of each worker; its length is the number of workers
         self.spec = SuiteSpec.of(self.suite)
         n_jobs = len(self.pending)
         self.bar = tqdm(total=n_jobs, desc=self.suite.name, unit="job", file=sys.stderr, disable=not progress,
@@ -122,16 +171,8 @@ class LocalScheduler:
 
         ctx = mp.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe()
-        n = max(1, self.s.workers)
-        threads = self.s.threads or max(1, (os.cpu_count() or 1) // n)
-        gpu = None
-        try:
-            import torch
-
-            if torch.cuda.is_available() and torch.cuda.device_count() > 0:
-                gpu = str(i % torch.cuda.device_count())
-        except Exception:  # noqa: BLE001 - no CUDA: CPU workers
-            gpu = None
+        threads = self.s.threads or max(1, (os.cpu_count() or 1) // max(1, len(self.gpus)))
+        gpu = self.gpus[i % len(self.gpus)]
         name = f"w{i}"
         proc = ctx.Process(target=worker_main, name=f"bench-{name}", daemon=True,
                            args=(child_conn, self.spec, str(self.plan.results_root), threads, gpu,
@@ -323,23 +364,30 @@ class LocalScheduler:
         return any(s.job is not None for s in self.slots)
 
     def run(self) -> None:
-        inline = self.s.workers == 0
+        inline, threads, saved = self.s.workers == 0, None, {}
+        if inline and self.s.device:  # the cells computed here use it (bench.batches.default_device)
+            from bench.batches import DEVICE_ENV
+
+            saved[DEVICE_ENV] = os.environ.get(DEVICE_ENV)
+            os.environ[DEVICE_ENV] = self.s.device
         if inline and self.s.threads:
             import torch
 
             threads = torch.get_num_threads()
             torch.set_num_threads(self.s.threads)
-            try:
-                return self._run(inline)
-            finally:
+        try:
+            return self._run(inline)
+        finally:
+            if threads is not None:
                 torch.set_num_threads(threads)
-        return self._run(inline)
+            for key, value in saved.items():
+                os.environ.pop(key) if value is None else os.environ.update({key: value})
 
     def _run(self, inline: bool) -> None:
         try:
             while self.pending or self._busy():
                 progressed = False
-                while inline or any(s.job is None for s in self.slots) or len(self.slots) < self.s.workers:
+                while inline or any(s.job is None for s in self.slots) or len(self.slots) < len(self.gpus):
                     nxt = self._next_ready()
                     if nxt is None:
                         break
@@ -351,7 +399,7 @@ class LocalScheduler:
                         self._execute_inline(job, claim)
                         continue
                     slot = next((s for s in self.slots if s.job is None), None)
-                    if slot is None:  # worker i owns GPU i (mod the GPU count); reuse the index of a dead one
+                    if slot is None:  # worker i gets the GPU self.gpus[i]; reuse the index of a dead one
                         used = {int(s.name[1:]) for s in self.slots}
                         slot = self._start_worker(min(set(range(len(self.slots) + 1)) - used))
                         self.slots.append(slot)

@@ -44,7 +44,7 @@ def data_problem(name: str, options: dict | None) -> str | None:
 
 def _weights_problem(backbone: str, explicit: str | None) -> str | None:
     """Why ``source: imagenet`` cannot load this backbone's weights here (None when it can). Loads nothing."""
-    from bench.backbones._base import (
+    from bench.backbones.specs import (
         DOWNLOAD_ENV,
         WeightsNotFoundError,
         find_imagenet_weights,

@@ -4,7 +4,7 @@ The checkpoint lives at ``<results_root>/pretrain/<pretrain_id>.pt`` (a plain st
 loaded back with ``weights_only=True``) beside a JSON sidecar with its config, the held-out
 source AUC and the training history. The sidecar is written last: its presence means done.
 
-The training itself is a recipe: :func:`train_on_images` (the backbone as a 2-class whole-image
+The training itself is a recipe: :func:`bench.runner.recipes.train_on_images` (the backbone as a 2-class whole-image
 classifier) unless the backbone declares its own in ``BackboneSpec.extra["pretrain"]``, by the name of a
 recipe in :mod:`bench.runner.recipes` (patch_cnn: ``"patches-then-images"``, a patch classifier on lesion
 patches, then the whole-image network; see :func:`bench.runner.recipes.pretrain_two_stage`).
@@ -19,16 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.backbones import BACKBONES, create_backbone
+from bench.backbones import BACKBONES
 from bench.backbones.checkpoint import load_checkpoint
-from bench.data import ArrayDataset
 from bench.data.splits import finetune_split
 from bench.records import load_pretrained_meta, pretrain_paths, write_json_atomic
 from bench.runner.datasets import get_dataset
 from bench.runner.freshness import dataset_summary
-from bench.runner.recipes import pretrain_recipe
+from bench.runner.recipes import pretrain_recipe, train_on_images
 from bench.runner.seeds import pretrain_seeds
-from bench.train import fit, predict
+from bench.train import predict
 
 
 def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, log=print,
@@ -71,24 +70,3 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
             "data": {"source": dataset_summary(source)}, **details}
     write_json_atomic(meta_path, meta)
     return state, {**meta, "reused": False}
-
-
-def train_on_images(cfg: dict, source: ArrayDataset, train_idx: np.ndarray, val_idx: np.ndarray, *,
-                    seeds: dict, grad_accum: int = 1, log=print) -> tuple[torch.nn.Module, list[dict], dict]:
-    """The default pre-training recipe: the backbone as a 2-class classifier of the source's whole images.
-
-    A backbone's own recipe (``BackboneSpec.extra["pretrain"]``: a name in :mod:`bench.runner.recipes`, or for a
-    plugin the function itself) has this signature: it gets the resolved pre-training config, the source, the
-    training and held-out image indices (never train on the latter) and the seeds; it returns the trained 2-class
-    network (whose state dict is cached), its per-epoch history and a JSON-able dict merged into the sidecar.
-    """
-    spec = BACKBONES.get(cfg["backbone"])
-    seed = seeds["split"]
-    torch.manual_seed(seeds["init"])  # the same init as the random cells of this (backbone, seed)
-    model = create_backbone(cfg["backbone"], 2)
-    history = fit(model, source.images[train_idx], source.labels[train_idx], epochs=cfg["epochs"], lr=cfg["lr"],
-                  batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
-                  warmup_epochs=cfg["warmup_epochs"], mean=spec.mean, std=spec.std, seed=seed, grad_accum=grad_accum,
-                  bn_recalibrate=cfg.get("bn_recalibrate", False), on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
-                                         f"({e['seconds']:.1f}s)"))
-    return model, history, {}

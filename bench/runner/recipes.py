@@ -1,12 +1,12 @@
 """Source pre-training recipes, by name: how a backbone learns from a source before it is transferred.
 
 A recipe is what :func:`bench.runner.pretrain.ensure_pretrained` runs to train a backbone on a source. The default
-is :func:`bench.runner.pretrain.train_on_images` (the backbone as a 2-class whole-image classifier). A backbone
+is :func:`train_on_images` (the backbone as a 2-class whole-image classifier). A backbone
 that needs another one names it in ``BackboneSpec.extra["pretrain"]``: a name registered here (so the model
 module imports no training code, and ``bench.backbones`` never depends on the runner, the suite or
 ``bench.train``) or, for a plugin, the recipe function itself.
 
-Every recipe has the signature of :func:`bench.runner.pretrain.train_on_images`::
+Every recipe has the signature of :func:`train_on_images`::
 
     recipe(cfg, source, train_idx, val_idx, *, seeds, grad_accum=1, log=print) -> (model, history, details)
 
@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backbones import BackboneSpec
+from bench.backbones import BACKBONES, BackboneSpec, create_backbone
 from bench.backbones.patch_cnn import PRETRAIN_RECIPE
 from bench.backbones.patch_cnn import SPEC as PATCH_CNN
 from bench.batches import default_device, to_batch
 from bench.registry import Registry
-from bench.suite import PatchPretrainSettings
+from bench.suite import PretrainSettings
 from bench.train import fit
 
 Recipe = Callable[..., tuple[nn.Module, list[dict], dict]]
@@ -56,6 +56,33 @@ def _class_predictions(model: nn.Module, images: np.ndarray, mean, std, batch_si
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
+def fit_whole_images(model: nn.Module, cfg: dict, source, train_idx: np.ndarray, *, spec: BackboneSpec, seed: int,
+                     grad_accum: int = 1, log=print) -> list[dict]:
+    """Train ``model`` as a 2-class classifier of the source's whole images ``train_idx`` with the job's settings
+    (:meth:`bench.suite.PretrainSettings.from_resolved`); return its per-epoch history."""
+    s = PretrainSettings.from_resolved(cfg)
+    return fit(model, source.images[train_idx], source.labels[train_idx], epochs=s.epochs, lr=s.lr,
+               batch_size=s.batch_size, weight_decay=s.weight_decay, warmup_epochs=s.warmup_epochs, mean=spec.mean,
+               std=spec.std, seed=seed, grad_accum=grad_accum, bn_recalibrate=s.bn_recalibrate,
+               on_epoch=lambda e: log(f"  epoch {e['epoch']}/{s.epochs} loss {e['loss']:.3f} ({e['seconds']:.1f}s)"))
+
+
+def train_on_images(cfg: dict, source, train_idx: np.ndarray, val_idx: np.ndarray, *,
+                    seeds: dict, grad_accum: int = 1, log=print) -> tuple[nn.Module, list[dict], dict]:
+    """The default pre-training recipe: the backbone as a 2-class classifier of the source's whole images.
+
+    A backbone's own recipe (``BackboneSpec.extra["pretrain"]``: a name registered here, or for a plugin the
+    function itself) has this signature: it gets the resolved pre-training config, the source, the training and
+    held-out image indices (never train on the latter) and the seeds; it returns the trained 2-class network
+    (whose state dict is cached), its per-epoch history and a JSON-able dict merged into the sidecar.
+    """
+    spec = BACKBONES.get(cfg["backbone"])
+    torch.manual_seed(seeds["init"])  # the same init as the random cells of this (backbone, seed)
+    model = create_backbone(cfg["backbone"], 2)
+    return model, fit_whole_images(model, cfg, source, train_idx, spec=spec, seed=seeds["split"],
+                                   grad_accum=grad_accum, log=log), {}
+
+
 def pretrain_two_stage(cfg: dict, source, train_idx: np.ndarray, val_idx: np.ndarray, *, seeds: dict,
                        grad_accum: int = 1, log=print) -> tuple[nn.Module, list[dict], dict]:
     """Shen et al.'s source pre-training: patch classifier, then whole-image classifier.
@@ -80,7 +107,8 @@ def pretrain_two_stage(cfg: dict, source, train_idx: np.ndarray, val_idx: np.nda
     from bench.data.patches import balanced_order, sample_patches  # scipy: only when a patch recipe runs
     from bench.data.preprocess import as_hw
 
-    p = PatchPretrainSettings(**cfg.get("patch", {}))
+    settings = PretrainSettings.from_resolved(cfg)
+    p = settings.patch
     spec = PATCH_CNN
     seed = seeds["split"]
     patch_size = p.patch_size or max(4, min(as_hw(cfg["image_size"])) // 4)
@@ -100,7 +128,7 @@ def pretrain_two_stage(cfg: dict, source, train_idx: np.ndarray, val_idx: np.nda
     h_patch = fit(clf, patches.images[order], patches.labels[order], epochs=p.epochs, lr=p.lr,
                   batch_size=p.batch_size, weight_decay=p.weight_decay, warmup_epochs=p.warmup_epochs,
                   mean=spec.mean, std=spec.std, seed=seed, grad_accum=grad_accum,
-                  bn_recalibrate=cfg.get("bn_recalibrate", False),
+                  bn_recalibrate=settings.bn_recalibrate,
                   on_epoch=lambda e: log(f"  patch epoch {e['epoch']}/{p.epochs} loss {e['loss']:.3f} "
                                          f"({e['seconds']:.1f}s)"))
     held_out_acc = None
@@ -111,11 +139,7 @@ def pretrain_two_stage(cfg: dict, source, train_idx: np.ndarray, val_idx: np.nda
             log(f"  held-out patch accuracy {held_out_acc:.3f} ({len(held)} patches)")
     log(f"pre-training patch_cnn stage 2 (whole image) on {source.name}: {len(train_idx)} images, "
         f"{cfg['epochs']} epochs")
-    h_whole = fit(model, source.images[train_idx], source.labels[train_idx], epochs=cfg["epochs"], lr=cfg["lr"],
-                  batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"],
-                  warmup_epochs=cfg["warmup_epochs"], mean=spec.mean, std=spec.std, seed=seed, grad_accum=grad_accum,
-                  bn_recalibrate=cfg.get("bn_recalibrate", False), on_epoch=lambda e: log(f"  epoch {e['epoch']}/{cfg['epochs']} loss {e['loss']:.3f} "
-                                         f"({e['seconds']:.1f}s)"))
+    h_whole = fit_whole_images(model, cfg, source, train_idx, spec=spec, seed=seed, grad_accum=grad_accum, log=log)
     history = [{"stage": "patch", **e} for e in h_patch] + [{"stage": "whole_image", **e} for e in h_whole]
     details = {"patches": {"classes": list(patches.classes), "counts": patches.counts(), "patch_size": patch_size,
                            "per_epoch": len(order), "balanced": p.balance,

@@ -13,7 +13,7 @@ For every (backbone, source, target, seed) the suite's ``analysis.svcca`` block 
    A -> B is BatchNorm statistics alone. B's own statistics are re-estimated for its final weights on the share
    when the suite's fine-tuning does (``bn_recalibrate``, the default), as every fine-tuned cell's are;
 5. A, B and B' are fed the rest in eval mode; forward hooks record the outputs of conv1, block1 .. block4 (the
-   modules that :func:`bench.backbones._transfer.stage_boundaries` gives for the backbone);
+   modules that :func:`bench.backbones.transfer.stage_boundaries` gives for the backbone);
 6. per layer, the similarity of A with B and of A with B': SVCCA (:func:`bench.analysis.svcca.svcca`, ``keep`` and
    ``rule`` from the suite), PWCCA and linear CKA.
 
@@ -39,7 +39,6 @@ import copy
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +66,6 @@ from bench.suite import ExecutorSettings, Suite, content_hash
 __all__ = [
     "SVCCA_PROTOCOL",
     "SvccaJob",
-    "SvccaSummary",
     "compute_job_or_svcca",
     "layer_activations",
     "run_svcca",
@@ -78,16 +76,6 @@ __all__ = [
 ]
 
 LAYERS = ("conv1", "block1", "block2", "block3", "block4")
-
-
-@dataclass
-class SvccaSummary:
-    results_dir: Path
-    computed: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- networks and activations
@@ -176,7 +164,7 @@ def _similarities(x: np.ndarray, y: np.ndarray, *, keep: float, rule: str) -> tu
 def run_svcca_job(job: SvccaJob, *, suite: str, results_root: str | Path, log=print) -> dict:
     """Compute one run of the protocol and return its record (exceptions propagate to :func:`run_svcca`)."""
     from bench.backbones import BACKBONES, create_backbone
-    from bench.backbones._transfer import stage_boundaries
+    from bench.backbones.transfer import stage_boundaries
     from bench.data.splits import finetune_split
     from bench.runner.cell import finetune, initial_weights
     from bench.runner.datasets import get_dataset
@@ -243,21 +231,21 @@ def compute_job_or_svcca(job: dict, *, suite_name: str, cells: dict, results_roo
     return {"key": job["key"], "kind": "svcca", "status": "ok", "reason": None, "seconds": time.perf_counter() - t0}
 
 
-def run_svcca(suite: Suite, *, results_root: str | Path = "results", log=None) -> SvccaSummary:
+def run_svcca(suite: Suite, *, results_root: str | Path = "results", log=None) -> RunSummary:
     """Run every unfinished job of the suite's ``analysis.svcca`` (and the source pre-trainings they need) in this
-    process, through the plan and the local scheduler; one record per job; failures are records."""
-    results_root = Path(results_root)
-    summary = SvccaSummary(results_dir=svcca_dir(results_root, suite.name))
+    process, through the plan and the local scheduler; one record per job; failures are records.
+
+    Returns the run's summary: ``analyses`` computed, ``analyses_failed`` (``analysis_failures``: key, reason),
+    ``skipped`` = the runs already done, ``pretrained``, ``seconds``."""
     say = log or (lambda msg: print(msg, file=sys.stderr))
     t0 = time.perf_counter()
-    plan = build_plan(suite, results_root)
+    plan = build_plan(suite, Path(results_root))
     plan.keep_only(plan.analyses)
-    summary.skipped = len(plan.analyses_done)
+    summary = RunSummary(results_dir=plan.out)
     if plan.jobs:
         settings = ExecutorSettings(**{**suite.config.executor.model_dump(), "kind": "local", "workers": 0})
-        run = RunSummary(results_dir=plan.out)
-        run_local(plan, settings, run, say=say, progress=False, job_fn=compute_job_or_svcca)
-        summary.computed, summary.failed, summary.failures = run.analyses, run.analyses_failed, run.analysis_failures
+        run_local(plan, settings, summary, say=say, progress=False, job_fn=compute_job_or_svcca)
+    summary.skipped = len(plan.analyses_done)
     summary.seconds = time.perf_counter() - t0
     return summary
 

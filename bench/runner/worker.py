@@ -256,7 +256,8 @@ def compute_job(job: dict, *, suite_name: str, cells: dict, results_root: Path, 
     cell = cells[key]
     out = results_root / suite_name
     try:
-        batch = (cell.config.get("finetune") or {}).get("batch_size", 1)
+        ft = cell.settings.finetune
+        batch = ft.batch_size if ft is not None else 1
         rec, accum = with_oom_retry(lambda a: run_cell(cell, suite=suite_name, results_root=results_root, log=log,
                                                        grad_accum=a), batch, log)
         if accum > 1:

@@ -46,3 +46,54 @@ def closest_hint(name: str, choices: list[str]) -> str:
     """`` Did you mean: 'a', 'b'?`` for the closest of ``choices`` to ``name``, or ""."""
     h = closest(name, choices)
     return f" Did you mean: {', '.join(repr(x) for x in h)}?" if h else ""
+
+
+class FrozenDict(dict):
+    """A dict that cannot change: a cell's resolved config, whose canonical JSON is its id. It is a ``dict`` (JSON,
+    pydantic and ``==`` see one), but every mutating method raises; :func:`freeze` builds it, nested values too."""
+
+    def _readonly(self, *args, **kwargs):
+        raise TypeError("a cell's config is frozen (its id hashes it): copy it with dict(...) to change a value")
+
+    __setitem__ = __delitem__ = __ior__ = _readonly
+    clear = pop = popitem = setdefault = update = _readonly
+
+    def __reduce__(self):
+        return FrozenDict, (dict(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class FrozenList(list):
+    """The list counterpart of :class:`FrozenDict` (``[48, 32] == FrozenList([48, 32])``)."""
+
+    def _readonly(self, *args, **kwargs):
+        raise TypeError("a cell's config is frozen (its id hashes it): copy it with list(...) to change a value")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _readonly
+    append = clear = extend = insert = pop = remove = reverse = sort = _readonly
+
+    def __reduce__(self):
+        return FrozenList, (list(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def freeze(value):
+    """``value`` with every dict and list in it (nested too) made read-only (:class:`FrozenDict`,
+    :class:`FrozenList`); other values as they are."""
+    if isinstance(value, dict):
+        return FrozenDict((k, freeze(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return FrozenList(freeze(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(freeze(v) for v in value)
+    return value

@@ -180,7 +180,7 @@ def stage_map_revision(backbone: str) -> int | None:
     It enters the ids of cells whose meaning depends on the stages (hybrid transfer, training from a stage,
     SVCCA layers), so their records from before the correction are never reused."""
     from bench.backbones import BACKBONES
-    from bench.backbones._base import STAGE_MAP_REVISION
+    from bench.backbones.specs import STAGE_MAP_REVISION
 
     return BACKBONES.get(backbone).extra.get(STAGE_MAP_REVISION)
 

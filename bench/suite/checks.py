@@ -124,20 +124,21 @@ def check_suite_stages(cfg: SuiteConfig, cells: Sequence[Cell], where: str) -> N
     no backbone's stage gets the closest ones).
     """
     from bench.backbones import BACKBONES, STAGE_NAMES
-    from bench.backbones._base import spec_stage_names
+    from bench.backbones.specs import spec_stage_names
 
     names = {b: spec_stage_names(BACKBONES.get(b)) for b in cfg.axes.backbone}
     every = tuple(dict.fromkeys(s for b in cfg.axes.backbone for s in names[b]))
     checked = set()
     for cell in cells:
         b, have = cell.backbone, names[cell.backbone]
-        stage = cell.config.get("hybrid_stage")
+        stage = cell.settings.hybrid_stage
         if stage is not None and stage not in have:
             raise SuiteError(f"{where}: hybrid_stage: backbone {b!r} has no stage {stage!r}; its stages: "
                              f"{', '.join(have)}. Set hybrid_stage to one of them, or exclude its hybrid cells: "
                              f"'exclude: [{{backbone: {b}, transfer: hybrid}}]'")
-        for i, st in enumerate((cell.config.get("finetune") or {}).get("schedule") or []):
-            value = st.get("trainable", "all")
+        ft = cell.settings.finetune
+        for i, st in enumerate((ft.schedule if ft is not None else None) or []):
+            value = st.trainable
             if (b, cell.train_mode, i) in checked:
                 continue
             checked.add((b, cell.train_mode, i))

@@ -110,11 +110,6 @@ class Stage(FrozenModel):
         those blocks check their own fields, and allow a warm-up longer than the training."""
         return cls.model_construct(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Stage:
-        """A stage from its dict (a resolved config's ``finetune.schedule`` entry)."""
-        return cls(**d)
-
     def to_dict(self) -> dict:
         return self.model_dump()
 

@@ -6,13 +6,14 @@ analysis) never change an id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from bench.suite.axes import Axes
-from bench.suite.base import DEFAULT_TRAIN_MODE, FrozenModel, closest_hint, suite_name_problem
+from bench.suite.base import DEFAULT_TRAIN_MODE, FrozenModel, closest_hint, freeze, suite_name_problem
 from bench.suite.schedule import HEAD_PRESETS, SCHEDULE_PRESETS, Stage
 
 
@@ -50,6 +51,14 @@ class PretrainSettings(TrainSettings):
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
     patch: PatchPretrainSettings = PatchPretrainSettings()
     bn_recalibrate: bool = True  # re-estimate BatchNorm statistics for the final weights (bench/batchnorm.py)
+
+    @classmethod
+    def from_resolved(cls, config: dict) -> PretrainSettings:
+        """The typed settings of a pre-training job's config (a cell's ``config["pretrain"]``: these fields plus
+        the job's backbone, source, seed, image size and data). ``bn_recalibrate`` left out means off (see
+        :func:`recalibration_in_id`), ``patch`` left out its defaults."""
+        own = {k: config[k] for k in cls.model_fields if k in config}
+        return cls.model_validate({**own, "bn_recalibrate": bool(config.get("bn_recalibrate", False))})
 
 
 # A schedule stage as a suite writes it: the one definition, shared with bench.train (bench/suite/schedule.py).
@@ -122,6 +131,13 @@ class FinetuneSettings(TrainSettings):
                              "has its own epochs, lr, weight_decay and warmup_epochs")
         return self
 
+    @classmethod
+    def from_resolved(cls, config: dict) -> FinetuneSettings:
+        """The typed settings of a resolved ``finetune`` config (:meth:`resolved`'s output, as a cell's config and
+        record hold it). A key left out means its default, except ``bn_recalibrate``: left out means off (see
+        :func:`recalibration_in_id`)."""
+        return cls.model_validate({**config, "bn_recalibrate": bool(config.get("bn_recalibrate", False))})
+
     def resolved(self) -> dict:
         """The settings as they enter a cell's config (and id): new fields only when not at their default."""
         out = self.model_dump(exclude={"schedule", "head", "augment", "class_weights", "early_stopping"})
@@ -182,6 +198,17 @@ class ExecutorSettings(FrozenModel):
     kind: Literal["local", "slurm"] = "local"
     workers: int = Field(default=1, ge=0)  # local: worker processes; 0 = in the runner's own process
     threads: int | None = Field(default=None, ge=1)  # torch threads per worker (default: cores / workers)
+    # local, on a machine with GPUs: worker processes per GPU, so small cells overlap. "auto": from the GPU's free
+    # memory and the CPU cores (bench.runner.local.auto_workers_per_gpu); with workers > 1 given, those are spread.
+    workers_per_gpu: Union[Literal["auto"], int] = "auto"
+    device: str | None = Field(default=None, pattern=r"^(cpu|cuda(:\d+)?)$")  # None: a GPU where there is one
+
+    @field_validator("workers_per_gpu")
+    @classmethod
+    def _workers_per_gpu(cls, v):
+        if v != "auto" and v < 1:
+            raise ValueError(f"give 'auto' or a number of worker processes per GPU (1 or more), got {v!r}")
+        return v
     heartbeat_s: float = Field(default=10.0, gt=0)  # claim heartbeat period
     stale_after_s: float = Field(default=120.0, gt=0)  # a claim without heartbeat for this long is taken over
     max_attempts: int = Field(default=3, ge=1)  # a cell whose worker died this many times becomes failed
@@ -270,11 +297,13 @@ class SuiteConfig(FrozenModel):
 class CellSettings:
     """A cell's resolved config (``Cell.config``, the dict its id hashes) read as typed fields, each key's absence
     meaning stated once, here: no ``finetune`` = No FT; no ``hybrid_stage`` = full transfer; no ``pretrain`` = a
-    random or ImageNet source; no ``tta`` = "none"; no ``weights`` = the usual weights search."""
+    random or ImageNet source; no ``tta`` = "none"; no ``weights`` = the usual weights search. ``finetune`` is the
+    suite's own :class:`FinetuneSettings` model (:meth:`FinetuneSettings.from_resolved`), so its defaults are the
+    schema's; ``pretrain`` stays the pre-training job's config (its id hashes it)."""
 
     image_size: int | tuple[int, int]
     target_data: dict
-    finetune: dict | None = None
+    finetune: FinetuneSettings | None = None
     pretrain: dict | None = None
     hybrid_stage: str | None = None
     hybrid_width: float | None = None
@@ -285,16 +314,19 @@ class CellSettings:
     @classmethod
     def of(cls, config: dict) -> CellSettings:
         size = config["image_size"]
+        ft = config.get("finetune")
         return cls(image_size=size if isinstance(size, int) else tuple(size), target_data=config["target_data"],
-                   finetune=config.get("finetune"), pretrain=config.get("pretrain"),
-                   hybrid_stage=config.get("hybrid_stage"), hybrid_width=config.get("hybrid_width"),
-                   tta=config.get("tta", "none"), weights=config.get("weights"),
-                   accept_partial_weights=bool(config.get("accept_partial_weights", False)))
+                   finetune=None if ft is None else FinetuneSettings.from_resolved(ft),
+                   pretrain=config.get("pretrain"), hybrid_stage=config.get("hybrid_stage"),
+                   hybrid_width=config.get("hybrid_width"), tta=config.get("tta", "none"),
+                   weights=config.get("weights"), accept_partial_weights=bool(config.get("accept_partial_weights",
+                                                                                         False)))
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of the suite's product; ``config`` is everything its result depends on."""
+    """One point of the suite's product; ``config`` is everything its result depends on, frozen (a
+    :class:`~bench.suite.base.FrozenDict`: the id hashes it), and ``settings`` is the same read as typed fields."""
 
     backbone: str
     source: str
@@ -308,9 +340,12 @@ class Cell:
     pretrain_id: str | None = None
     train_mode: str = DEFAULT_TRAIN_MODE
 
-    @property
+    def __post_init__(self):
+        object.__setattr__(self, "config", freeze(self.config))
+
+    @cached_property
     def settings(self) -> CellSettings:
-        """``config`` as typed fields (:class:`CellSettings`)."""
+        """``config`` as typed fields (:class:`CellSettings`), read once."""
         return CellSettings.of(self.config)
 
     @property

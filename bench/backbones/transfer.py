@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.backbones._base import STAGE_NAMES
-from bench.backbones.stages import _spec_for, stage_boundaries, stage_names, stage_of_tensors
+from bench.backbones.specs import STAGE_NAMES
+from bench.backbones.stages import spec_for, stage_boundaries, stage_names, stage_of_tensors
 
 __all__ = ["MIN_MATCHED", "PartialWeightsError", "STAGE_NAMES", "stage_boundaries", "transfer_weights"]
 
@@ -50,7 +50,7 @@ def transfer_weights(model: nn.Module, state: dict, *, mode: str = "full", hybri
     prefix = getattr(model, "bench_source_prefix", "")
     boundary = None
     if mode == "hybrid":
-        spec = _spec_for(model, spec or tuple(stages) or None)
+        spec = spec_for(model, spec or tuple(stages) or None)
         names = stage_names(model, spec)
         if hybrid_stage not in names:
             raise ValueError(f"hybrid_stage must be one of {', '.join(names)} (the stages of this network); got "
@@ -78,7 +78,7 @@ def transfer_weights(model: nn.Module, state: dict, *, mode: str = "full", hybri
             skipped.append(k)
     if not any((k[len(prefix):] if k.startswith(prefix) else None) in state for k in keys):
         raise ValueError("pretrained state dict shares no tensor name with the model: wrong architecture?")
-    stage_of = stage_of_tensors(model, _spec_for(model, spec or tuple(stages) or None))
+    stage_of = stage_of_tensors(model, spec_for(model, spec or tuple(stages) or None))
     expected = [k for k in keys if k in allowed and stage_of[k] != "head" and not k.endswith("num_batches_tracked")]
     matched = sum(1 for k in expected if k in new)
     partial = bool(expected) and matched < MIN_MATCHED * len(expected)

@@ -16,7 +16,7 @@ A backbone is a factory plus what the harness needs to know about the network it
 This module imports neither torch nor timm, so loading, validating and planning a suite and listing the
 backbones stay fast: the built-ins (:mod:`bench.backbones.builtin`) name their factories lazily
 (:class:`LazyCallable`), and what needs a network (``create_backbone``, ``reset_head``, probing a plugin's
-stages, ``load_checkpoint``) lives in :mod:`bench.backbones._build`, :mod:`bench.backbones.probe` and
+stages, ``load_checkpoint``) lives in :mod:`bench.backbones.build`, :mod:`bench.backbones.probe` and
 :mod:`bench.backbones.checkpoint`, which import nothing from here back.
 
 Gray images: the dataset contract delivers gray ``(N, H, W)`` uint8 images and ``bench.train.to_batch``

@@ -1,6 +1,6 @@
 """Building networks from specs (torch): ``create_backbone`` and ``reset_head``.
 
-:mod:`bench.backbones._base` holds what is known about a backbone without torch (its spec, the registry,
+:mod:`bench.backbones.specs` holds what is known about a backbone without torch (its spec, the registry,
 where its weights are); this module builds the network, and is imported when one is built. Probing a
 plugin's stages is :mod:`bench.backbones.probe`, reading weights files :mod:`bench.backbones.checkpoint`.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.backbones._base import BACKBONES, BackboneSpec
+from bench.backbones.specs import BACKBONES, BackboneSpec
 from bench.backbones.probe import call_create
 
 

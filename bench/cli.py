@@ -146,6 +146,7 @@ def cmd_run(args) -> int:
               "them)", file=sys.stderr)
     path = _write_suite_report(suite, root, reports)  # SVCCA runs are jobs of the same plan: done above
     print(f"report: {path}")
+    print(f"html:   {path.parent / 'index.html'} (open it in a browser; self-contained)")
     return 1 if summary.failed or summary.kept_failed or summary.blocked or summary.analyses_failed else 0
 
 

@@ -29,7 +29,7 @@ def folder_svcca_records(folder: Path, suite=None) -> list[dict]:
 
 
 def write_suite_reports(records: list[dict], suite: str, reports_root: Path, svcca_records: list[dict] | None = None,
-                  folder: Path | None = None, reference: str | None = None) -> Path:
+                        folder: Path | None = None, reference: str | None = None) -> Path:
     from bench.report import write_report
 
     man = read_record_any(folder / MANIFEST) if folder is not None else None
@@ -42,10 +42,11 @@ def write_suite_reports(records: list[dict], suite: str, reports_root: Path, svc
               "before BatchNorm re-estimation) and are left out of the report", file=sys.stderr)
     # The study the suite reproduces (its `reference:`): given by `bench run`, else from the folder's manifest, so
     # `bench report` shows the paper's numbers beside ours without loading the suite (or torch).
+    config = (man or {}).get("config") or {}
     if reference is None:
-        reference = ((man or {}).get("config") or {}).get("reference")
+        reference = config.get("reference")
     return write_report(records, reports_root / suite, suite=suite, svcca_records=svcca_records, stale=stale,
-                        reference=reference)
+                        reference=reference, description=config.get("description") or None)
 
 
 def _folder_records(results_dir: str, empty: str) -> tuple[Path, list[dict]]:
@@ -81,7 +82,7 @@ def cmd_report(args) -> int:
 
         curves = accuracy_curves_figure(records, path.parent / "curves.png")
         print(f"curves: {curves}" if curves else "curves: no record has a fine-tuning history", file=sys.stderr)
-    print(f"report: {path} (+ report.tex{', svcca.png' if (path.parent / 'svcca.png').exists() else ''})")
+    print(f"report: {path} (+ report.tex, index.html{', svcca.png' if (path.parent / 'svcca.png').exists() else ''})")
     if args.print:
         print(path.read_text())
     return 0

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from bench.augment import augment_batch, tta_views
-from bench.batches import amp_dtype, default_device, gather, normalize, resident
+from bench.batches import amp_dtype, default_device, gather, normalize, place, resident, to_device
 from bench.batches import to_batch, to_float  # noqa: F401 - re-exported (bench.runner.svcca imports to_batch here)
 from bench.batchnorm import recalibrate, training_batchnorm_layers
 from bench.train_modes import (
@@ -131,9 +131,7 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
     if select_on not in ("loss", "auc"):
         raise ValueError(f"select_on must be 'loss' or 'auc', got {select_on!r}")
     device = device or default_device()
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    place(model, device)
     n = len(labels)
     # Drop a last batch of 1: BatchNorm cannot train on a single image.
     steps_per_epoch = max(1, n // batch_size if n % batch_size == 1 else math.ceil(n / batch_size))
@@ -165,7 +163,7 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
                 set_train_mode(model, bn_train)
                 moving = training_batchnorm_layers(model) if bn_recalibrate else []
                 t0 = time.perf_counter()
-                order = torch.randperm(n, generator=gen).to(device)
+                order = to_device(torch.randperm(n, generator=gen), device)
                 batches = [order[step * batch_size:(step + 1) * batch_size] for step in range(steps_per_epoch)]
                 flips = _draw_flips(batches, gen, device) if policy == "flip" else None
                 # Per micro-batch, kept on the device until the epoch ends: (step, images, loss, correct, lr).
@@ -232,7 +230,7 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
 def _draw_flips(batches: list[torch.Tensor], gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """The epoch's random horizontal flips (p = 0.5), drawn from ``gen`` batch by batch exactly as
     :func:`bench.augment.augment_batch` draws them, and sent to ``device`` once."""
-    return torch.cat([torch.rand(len(idx), generator=gen) < 0.5 for idx in batches]).to(device)
+    return to_device(torch.cat([torch.rand(len(idx), generator=gen) < 0.5 for idx in batches]), device)
 
 
 def _epoch_totals(steps: list, epoch: int, steps_per_epoch: int) -> tuple[float, int, int]:
@@ -280,7 +278,7 @@ def predict(model: nn.Module, images: np.ndarray, *, mean=(0.5, 0.5, 0.5), std=(
     """
     device = device or default_device()
     views = tta_views(tta)
-    model.to(device).eval()
+    place(model, device).eval()
     if len(images) == 0:
         return np.zeros(0, dtype=np.float32)
     dtype = amp_dtype(device)

@@ -130,7 +130,7 @@ CASES = [
     ("dataset-option-typo", lambda w: _validate(w, "opt", _variant(data={"synth-inbreast": {"n_imgs": 40}})),
      "data.synth-inbreast.n_imgs: unknown key 'n_imgs'. Did you mean: 'n_images'"),
     ("executor-key-typo", lambda w: _validate(w, "exk", _variant(executor={"workrs": 2})),
-     "executor.workrs: unknown key 'workrs'. Did you mean: 'workers'?"),
+     "executor.workrs: unknown key 'workrs'. Did you mean: 'workers', 'workers_per_gpu'?"),
     ("executor-unknown-kind", lambda w: _validate(w, "exkind", _variant(executor={"kind": "ray"})),
      "executor.kind: Input should be 'local' or 'slurm'"),
     ("negative-workers", lambda w: _run(w, "base", BASE, "--workers", "-1"), "--workers -1: give 0"),

@@ -175,3 +175,16 @@ def test_accuracy_balanced_accuracy_and_f1_equal_sklearns_bit_for_bit():
         assert m["f1"] == f1_score(y, pred, labels=[0, 1], pos_label=1, zero_division=0)
         if 0 < y.sum() < n:
             assert m["balanced_accuracy"] == balanced_accuracy_score(y, pred)
+
+
+def test_rates_equal_binary_metrics_sensitivity_and_specificity():
+    from bench.analysis.metrics import rates
+
+    rng = np.random.default_rng(2)
+    for t in range(200):
+        n = int(rng.integers(1, 120))
+        y = rng.integers(0, 2, n)
+        s = rng.normal(size=n) - (3 if t % 6 == 0 else 0)
+        m, r = binary_metrics(y, s), rates(y, s)
+        for k in ("sensitivity", "specificity"):
+            assert r[k] == m[k] or (math.isnan(r[k]) and math.isnan(m[k]))

@@ -6,12 +6,14 @@ function that trains nothing and writes the ``CUDA_VISIBLE_DEVICES`` and process
 """
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.fileio import write_json_atomic
 from bench.records import read_record, record_path
@@ -62,6 +64,8 @@ def test_workers_per_gpu_lays_out_workers_gpu_by_gpu(gpus, monkeypatch):
     assert local.worker_gpus(ExecutorSettings(workers_per_gpu=2, device="cuda:1")) == ["1", "1"]
     assert local.worker_gpus(ExecutorSettings(workers=2, device="cpu")) == ["", ""]  # GPUs hidden
     assert local.worker_gpus(ExecutorSettings(workers=0)) == []  # in this process
+    with pytest.raises(ValueError, match="has 2 GPU"):
+        local.worker_gpus(ExecutorSettings(device="cuda:2"))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # the runner itself sees two of the machine's GPUs
     assert local.worker_gpus(ExecutorSettings(workers_per_gpu=1)) == ["4", "6"]
 
@@ -84,3 +88,29 @@ def test_n_workers_start_per_gpu_each_pinned_to_its_gpu(gpus, tmp_path):
     by_worker = {r["pid"]: r["visible"] for r in recs}
     assert len(by_worker) == 4, "each of the four jobs went to its own worker"
     assert Counter(by_worker.values()) == {"0": 2, "1": 2}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_one_clear_error(capsys):
+    from bench.cli import main
+
+    assert main(["run", "smoke", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "no CUDA GPU" in err and "Traceback" not in err
+
+
+def test_device_flag_reaches_the_cells_and_their_records(tmp_path, monkeypatch):
+    """--device cpu (in this process): the cell computes on the CPU and its record's provenance says so."""
+    from bench.cli import main
+
+    monkeypatch.delenv("BENCH_DEVICE", raising=False)
+    raw = {**RAW, "axes": {**RAW["axes"], "ft_fraction": [0.5], "seeds": 1}, "finetune": {"epochs": 1},
+           "data": {"synth-inbreast": {"n_images": 24}}}
+    path = tmp_path / "dev.yaml"
+    path.write_text(json.dumps(raw))
+    assert main(["run", str(path), "--workers", "0", "--device", "cpu", "--no-progress", "--results",
+                 str(tmp_path / "r"), "--reports", str(tmp_path / "rep")]) == 0
+    suite = build_suite(raw)
+    rec = read_record(record_path(tmp_path / "r" / suite.name, suite.cells[0].cell_id))
+    assert rec["status"] == "ok" and rec["provenance"]["device"] == "cpu"
+    assert "BENCH_DEVICE" not in os.environ  # set for the run only

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from bench.analysis.metrics import binary_metrics
+from bench.analysis.metrics import rates
 from bench.analysis.stats import delong_auc_ci
 
 __all__ = ["EVAL_GAP", "FLAGS", "degenerate_flags", "kept_epoch", "record_flags"]
@@ -76,9 +76,9 @@ def degenerate_flags(labels, scores, *, train_acc: float | None = None, running_
     ...                  running_train_acc=0.9)["flags"]
     ['eval_below_running']
     """
-    m = binary_metrics(labels, scores)
+    ci = delong_auc_ci(labels, scores, confidence=confidence)  # checks the inputs (0/1 labels, finite scores)
+    m = rates(labels, scores)
     one_class = m["sensitivity"] == 0 or m["specificity"] == 0
-    ci = delong_auc_ci(labels, scores, confidence=confidence)
     below = math.isfinite(ci["high"]) and ci["high"] < 0.5
     drop = (train_acc is not None and running_train_acc is not None
             and float(train_acc) < float(running_train_acc) - gap)

@@ -20,7 +20,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-__all__ = ["FALCONI_GAP", "accuracy", "binary_metrics", "falconi_flag", "overfit_ratio"]
+__all__ = ["FALCONI_GAP", "accuracy", "binary_metrics", "falconi_flag", "overfit_ratio", "rates"]
 
 
 def check_binary(labels, scores, caller: str) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +101,19 @@ def binary_metrics(labels, scores, *, threshold: float = 0.0) -> dict[str, float
         "n_pos": n_pos,
         "n_neg": n_neg,
     }
+
+
+def rates(labels, scores, *, threshold: float = 0.0) -> dict[str, float]:
+    """Sensitivity and specificity at ``threshold``: the values of :func:`binary_metrics` without its other
+    metrics (no input check; the report scores every record with it). NaN without positives / negatives.
+
+    >>> rates([0, 0, 1, 1], [-2.0, 0.5, 1.0, 3.0])
+    {'sensitivity': 1.0, 'specificity': 0.5}
+    """
+    y = np.asarray(labels) == 1
+    pred = np.asarray(scores, dtype=float) > threshold
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return {"sensitivity": _ratio(int((pred & y).sum()), n_pos), "specificity": _ratio(int((~pred & ~y).sum()), n_neg)}
 
 
 def accuracy(labels, scores, *, threshold: float = 0.0) -> float:

@@ -87,24 +87,33 @@ def _target_blocks(data: ReportData, target: str) -> list[Block]:
             *train_mode_blocks(data, target), *beta_blocks(data, target)]
 
 
-def _cell_blocks(records: list[dict], suite: str, stale: int, reference: str | None) -> list[Block]:
+def _cell_blocks(data: ReportData, suite: str, stale: int, reference: str | None,
+                 paper: pd.DataFrame | None) -> list[Block]:
     """Everything the cell records give (non-empty records): all but the title and the SVCCA section."""
-    data = ReportData.from_records(records)
-    df = data.df
+    df, records = data.df, data.records
     env = environment_line(records)
     blocks = [*_how_to_read(df), Paragraph(_counts_line(df)), *([Paragraph(env)] if env else []),
               *_reference_line(suite, reference), *_stale_line(stale)]
     for target in unique(df["target"]):
         blocks += _target_blocks(data, target)
     if reference:
-        blocks += paper_blocks(paper_vs_ours(df, data.predictions, reference, intervals={"auc": data.auc_intervals}),
-                               reference, tta=_records_tta(records))
+        blocks += paper_blocks(paper, reference, tta=_records_tta(records))
     return [*blocks, *flagged_blocks(df), *failed_blocks(df)]
 
 
+def report_paper(data: ReportData, reference: str | None) -> pd.DataFrame | None:
+    """The paper-vs-ours frame of the report (with our AUC intervals), or None without a reference study."""
+    if not reference:
+        return None
+    return paper_vs_ours(data.df, data.predictions, reference, intervals={"auc": data.auc_intervals})
+
+
 def report_blocks(records: list[dict], *, suite: str, svcca_records: list[dict] | None = None,
-                  figure: str | None = None, stale: int = 0, reference: str | None = None) -> list[Block]:
-    """The suite's report as blocks; the arguments are those of :func:`bench.report.render_report`.
+                  figure: str | None = None, stale: int = 0, reference: str | None = None,
+                  data: ReportData | None = None, paper: pd.DataFrame | None = None) -> list[Block]:
+    """The suite's report as blocks; the arguments are those of :func:`bench.report.render_report`, plus what a
+    caller that renders several outputs computes once: ``data`` (:meth:`ReportData.from_records` of ``records``)
+    and ``paper`` (:func:`report_paper` of it).
 
     Returns:
         The blocks in reading order, beginning with the level-1 heading; a :class:`Note` "No records." follows it
@@ -115,7 +124,9 @@ def report_blocks(records: list[dict], *, suite: str, svcca_records: list[dict] 
     if not records and not svcca_records:
         return [*blocks, Note("No records.")]
     if records:
-        blocks += _cell_blocks(records, suite, stale, reference)
+        data = data if data is not None else ReportData.from_records(records)
+        paper = paper if paper is not None or not reference else report_paper(data, reference)
+        blocks += _cell_blocks(data, suite, stale, reference, paper)
     if svcca_records:
         blocks += svcca_blocks(svcca_records, figure)
     return blocks

@@ -130,7 +130,7 @@ def auc_share_figure(data: ReportData, target: str) -> str | None:
                     seeds = cells[cells["ft_fraction"] == f]["auc"].to_numpy(dtype=float)
                     if not len(seeds):
                         continue
-                    ax.scatter(i + offset + _jitter(len(seeds), 0.02), seeds, s=12, color=colour[source], alpha=0.45,
+                    ax.scatter(i + offset + _jitter(len(seeds), 0.02), seeds, s=16, color=colour[source], alpha=0.6,
                                linewidths=0, zorder=2)
                     row = iv[(iv["backbone"] == backbone) & (iv["source"] == source) & (iv["ft_fraction"] == f)]
                     mean = float(row["mean"].iloc[0]) if not row.empty else float(np.mean(seeds))
@@ -272,7 +272,7 @@ def beta_figure(data: ReportData, target: str) -> str | None:
                     if not len(seeds):
                         continue
                     x = i + offset
-                    ax.scatter(x + _jitter(len(seeds), 0.02), seeds, s=12, color=colour[source], alpha=0.45,
+                    ax.scatter(x + _jitter(len(seeds), 0.02), seeds, s=16, color=colour[source], alpha=0.6,
                                linewidths=0, zorder=2)
                     row = iv[(iv["backbone"] == backbone) & (iv["source"] == source) & (iv["ft_fraction"] == f)]
                     mean = float(row["mean"].iloc[0]) if not row.empty else float(np.mean(seeds))

@@ -27,7 +27,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--fg); background: #fff; line-height: 1.5;
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main, header.page-header, nav.toc { max-width: 1180px; margin: 0 auto; padding: 0 24px; }
+main, header.page-header, nav.toc { max-width: 1320px; margin: 0 auto; padding: 0 24px; }
 header.page-header { padding-top: 24px; }
 h1 { font-size: 1.7rem; margin: 0.4em 0; }
 h2 { font-size: 1.3rem; margin: 1.8em 0 0.6em; padding-bottom: 0.2em; border-bottom: 1px solid var(--line); }
@@ -44,7 +44,7 @@ table.report-table th, table.report-table td { border: 1px solid var(--line); pa
   vertical-align: top; }
 table.report-table td.num, table.report-table th.num { text-align: right; }
 table.report-table td.num, table.report-table td.short { white-space: nowrap; }
-table.report-table td.long { min-width: 18em; }
+table.report-table td.long { min-width: 12em; }
 table.report-table thead th { background: var(--head); position: sticky; top: 0; }
 table.report-table tbody tr:nth-child(even) { background: #fbfcfd; }
 table.report-table td.carried { color: var(--muted); }

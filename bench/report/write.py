@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.blocks import Block, Heading, Paragraph, Table
-from bench.report.document import report_blocks
+from bench.report.document import report_blocks, report_paper
 from bench.report.figures import svcca_figure
 from bench.report.figures_html import data_uri, figure_blocks
 from bench.report.frames import ReportData, predictions_frame, records_frame, svcca_frame
@@ -75,14 +75,15 @@ def _ran_line(records: list[dict]) -> str | None:
             + (f"; bench commit {commits}" if commits else "") + ".")
 
 
-def header_blocks(records: list[dict], *, suite: str, description: str | None = None) -> list[Block]:
+def header_blocks(records: list[dict], *, suite: str, description: str | None = None,
+                  df: pd.DataFrame | None = None) -> list[Block]:
     """The HTML page's header: suite and description, when and where it ran, cells by status and seeds, and the
     evaluation and fine-tune image counts per target and fine-tune share (``n_eval``, ``n_finetune``, over
     sources, backbones and seeds)."""
     blocks: list[Block] = [Paragraph(f"**Suite:** `{suite}`" + (f": {description}" if description else ""))]
     if not records:
         return blocks
-    df = records_frame(records)
+    df = records_frame(records) if df is None else df
     ran = _ran_line(records)
     counts = df["status"].value_counts()
     seeds = ", ".join(str(s) for s in sorted(unique(df["seed"]), key=str))
@@ -112,26 +113,28 @@ def render_report_html(records: list[dict], *, suite: str, svcca_records: list[d
             figure without one shows its caption only.
         The others: as for :func:`render_report`.
     """
+    data = ReportData.from_records(list(records)) if records else None
+    paper = report_paper(data, reference) if data is not None else None
     blocks = report_blocks(records, suite=suite, svcca_records=svcca_records, figure=figure, stale=stale,
-                           reference=reference)
-    return _html(blocks, records, suite=suite, reference=reference, description=description, images=images)
+                           reference=reference, data=data, paper=paper)
+    return _html(blocks, data, paper, suite=suite, description=description, images=images)
 
 
-def _html(blocks: list[Block], records: list[dict], *, suite: str, reference: str | None, description: str | None,
-          images: dict[str, str] | None) -> str:
-    """The page of :func:`render_report_html` from the report's blocks (computed once for all renderers)."""
+def _html(blocks: list[Block], data: ReportData | None, paper: pd.DataFrame | None, *, suite: str,
+          description: str | None, images: dict[str, str] | None) -> str:
+    """The page of :func:`render_report_html` from the report's blocks and statistics (computed once for all
+    renderers)."""
     title = blocks[0].text if blocks and isinstance(blocks[0], Heading) else f"Suite `{suite}`"
     body, pictures = list(blocks[1:] if blocks and isinstance(blocks[0], Heading) else blocks), dict(images or {})
-    if records:
-        data = ReportData.from_records(list(records))
-        paper = (paper_vs_ours(data.df, data.predictions, reference, intervals={"auc": data.auc_intervals})
-                 if reference else None)
+    if data is not None:
         figs, drawn = figure_blocks(data, paper=paper)
         if figs:
             body = [Heading("Figures"), *figs, *body]
             pictures.update(drawn)
+    records = data.records if data is not None else []
     return html_page(body, title=title, figures=pictures,
-                     header=header_blocks(list(records), suite=suite, description=description))
+                     header=header_blocks(records, suite=suite, description=description,
+                                          df=data.df if data is not None else None))
 
 
 def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_records: list[dict] | None = None,
@@ -149,15 +152,19 @@ def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_reco
         svcca_figure(frame, out / "svcca.png")
         frame.to_csv(out / "svcca.csv", index=False)
         figure = "svcca.png"
+    records = list(records)
+    data = ReportData.from_records(records) if records else None  # once, for the three renderers and the CSVs
+    paper = report_paper(data, reference) if data is not None else None
     blocks = report_blocks(records, suite=suite, svcca_records=svcca_records, figure=figure, stale=stale,
-                           reference=reference)  # once, for the three renderers
+                           reference=reference, data=data, paper=paper)
     (out / "report.md").write_text(markdown(blocks))
     (out / "report.tex").write_text(latex(blocks))
     images = {figure: data_uri((out / figure).read_bytes(), "image/png")} if figure else None
-    (out / "index.html").write_text(_html(blocks, records, suite=suite, reference=reference, description=description,
-                                          images=images), encoding="utf-8")
-    df = records_frame(records)
+    (out / "index.html").write_text(_html(blocks, data, paper, suite=suite, description=description, images=images),
+                                    encoding="utf-8")
+    df = data.df if data is not None else records_frame(records)
     df.to_csv(out / "cells.csv", index=False)
     if reference:
-        paper_vs_ours(df, predictions_frame(records), reference).to_csv(out / "paper_vs_ours.csv", index=False)
+        paper_vs_ours(df, data.predictions if data is not None else predictions_frame(records),
+                      reference).to_csv(out / "paper_vs_ours.csv", index=False)
     return out / "report.md"

@@ -131,7 +131,7 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
     weights = initial_weights(cell, model, results_root, log=log)
     t_ready = time.perf_counter()
 
-    history, train_acc, val_idx = [], None, np.arange(0)
+    history, train_acc, train_idx, val_idx = [], None, np.arange(0), np.arange(0)
     tta = cfg.tta
     if cell.ft_fraction > 0:
         ft_idx, ev_idx = finetune_split(target.labels, target.groups, cell.ft_fraction, seeds["split"])
@@ -179,9 +179,18 @@ def run_cell(cell: Cell, *, suite: str, results_root: Path, log=print, grad_accu
            "split": split, "data": data, "weights": weights, "seeds": seeds, "grad_accum": grad_accum,
            "bn_recalibration": bn_recalibration(cell),
            "timing": {"setup_s": t_ready - t0, "finetune_s": t_trained - t_ready, "eval_s": t_end - t_trained,
-                      "total_s": t_end - t0}}
+                      "total_s": t_end - t0, **throughput(len(train_idx) * len(history),
+                                                          t_trained - t_ready, len(ev_idx), t_end - t_trained)}}
     diagnostics = record_flags(out)
     return {**out, "flags": diagnostics["flags"] if diagnostics else [], "diagnostics": diagnostics}
+
+
+def throughput(trained: int, finetune_s: float, n_eval: int, eval_s: float) -> dict:
+    """``timing.train_images_per_s`` (images x epochs trained per second of the fine-tuning phase; None without
+    fine-tuning) and ``timing.eval_images_per_s`` (evaluation images scored per second of the evaluation phase):
+    what ``bench plan`` estimates cells of other targets and schedules from (:func:`bench.runner.plan.estimate_seconds`)."""
+    return {"train_images_per_s": trained / finetune_s if trained and finetune_s > 0 else None,
+            "eval_images_per_s": n_eval / eval_s if n_eval and eval_s > 0 else None}
 
 
 def bn_recalibration(cell: Cell) -> dict:

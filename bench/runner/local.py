@@ -79,12 +79,16 @@ def worker_gpus(settings: ExecutorSettings) -> list[str | None]:
     if settings.workers == 0:
         return []
     free = [] if settings.device == "cpu" else gpu_free_gib()
+    if not free and settings.device not in (None, "cpu"):
+        raise ValueError(f"executor.device {settings.device!r}: torch sees no CUDA GPU here; use cpu")
     if not free:
         return ["" if settings.device == "cpu" else None] * settings.workers
     seen = os.environ.get("CUDA_VISIBLE_DEVICES")
     names = [g.strip() for g in seen.split(",")] if seen else [str(i) for i in range(len(free))]
     if settings.device and settings.device.startswith("cuda:"):
         k = int(settings.device.split(":")[1])
+        if k >= len(names):
+            raise ValueError(f"executor.device {settings.device!r}: this machine has {len(names)} GPU(s)")
         names, free = names[k:k + 1], free[k:k + 1]
     per, n = settings.workers_per_gpu, None
     if per == "auto" and settings.workers > 1:  # the workers asked for, spread evenly

@@ -221,61 +221,158 @@ def _ft_epochs(ft: dict | None) -> int:
     return int(ft.get("epochs", 0))
 
 
-def recorded_timings(results_root: str | Path) -> tuple[dict, dict]:
-    """Seconds of every finished cell and pre-training under ``results_root``, keyed for look-up."""
+@dataclass
+class Timings:
+    """What the finished jobs under a results folder measured, keyed for look-up by :func:`estimate_seconds`.
+
+    Every list holds ``(value, device)`` pairs, ``device`` from the record's ``provenance.device`` (None if unknown).
+    """
+
+    cells: dict = field(default_factory=lambda: defaultdict(list))  # cell key -> timing.total_s
+    pre: dict = field(default_factory=lambda: defaultdict(list))  # pre-training key -> seconds
+    train_ips: dict = field(default_factory=lambda: defaultdict(list))  # (backbone, size) -> images x epochs / s
+    eval_ips: dict = field(default_factory=lambda: defaultdict(list))  # (backbone, size) -> images scored / s
+    setup: dict = field(default_factory=lambda: defaultdict(list))  # backbone -> timing.setup_s
+    counts: dict = field(default_factory=lambda: defaultdict(list))  # (target, data, share) -> (n_trained, n_eval)
+    pre_ips: dict = field(default_factory=lambda: defaultdict(list))  # (backbone, size) -> images x epochs / s
+    pre_counts: dict = field(default_factory=lambda: defaultdict(list))  # (source, data, val_fraction) -> n_train
+
+
+def _device(rec: dict) -> str | None:
+    return (rec.get("provenance") or {}).get("device")
+
+
+def _add_cell(t: Timings, rec: dict) -> None:
+    c, cfg, timing, m = rec.get("cell") or {}, rec.get("config") or {}, rec["timing"], rec.get("metrics") or {}
+    dev, size, bb = _device(rec), _size(cfg.get("image_size")), c.get("backbone")
+    total = (float(timing["total_s"]), dev)
+    ft = _ft_epochs(cfg.get("finetune")) if c.get("ft_fraction") else 0
+    t.cells[(bb, size, c.get("target"), c.get("ft_fraction"), ft)].append(total)
+    t.cells[(bb, size, bool(c.get("ft_fraction")))].append(total)
+    t.cells[(bb,)].append(total)
+    if timing.get("eval_images_per_s"):  # records written before throughput was recorded lack these
+        t.eval_ips[(bb, size)].append((float(timing["eval_images_per_s"]), dev))
+        t.setup[bb].append((float(timing["setup_s"]), dev))
+    if timing.get("train_images_per_s"):
+        t.train_ips[(bb, size)].append((float(timing["train_images_per_s"]), dev))
+    if m.get("n_eval") is not None:
+        n_trained = int(m.get("n_finetune") or 0) - int(m.get("n_val") or 0)  # early stopping holds n_val out
+        t.counts[(c.get("target"), _size(cfg.get("target_data")), c.get("ft_fraction"))].append(
+            ((n_trained, int(m["n_eval"])), dev))
+
+
+def recorded_timings(results_root: str | Path) -> Timings:
+    """Seconds, throughput and image counts of every finished cell and pre-training under ``results_root``."""
     root = Path(results_root)
-    cells: dict[tuple, list[float]] = defaultdict(list)
-    pre: dict[tuple, list[float]] = defaultdict(list)
+    t = Timings()
     if not root.is_dir():
-        return cells, pre
+        return t
     for p in root.glob("*/*.json"):
         rec = read_record(p) if p.parent.name != "pretrain" else None
         if rec and rec.get("status") == "ok" and (rec.get("timing") or {}).get("total_s") is not None:
-            c, cfg = rec.get("cell") or {}, rec.get("config") or {}
-            t = float(rec["timing"]["total_s"])
-            ft = _ft_epochs(cfg.get("finetune")) if c.get("ft_fraction") else 0
-            cells[(c.get("backbone"), _size(cfg.get("image_size")), c.get("target"), c.get("ft_fraction"), ft)].append(t)
-            cells[(c.get("backbone"), _size(cfg.get("image_size")), bool(c.get("ft_fraction")))].append(t)
-            cells[(c.get("backbone"),)].append(t)
+            _add_cell(t, rec)
     for p in (root / "pretrain").glob("*.json"):
         meta = read_record(p)
         if meta and meta.get("status") == "ok" and meta.get("seconds") is not None:
-            cfg = meta.get("config") or {}
-            pre[(cfg.get("backbone"), cfg.get("source"), _size(cfg.get("image_size")), cfg.get("epochs"))].append(
-                float(meta["seconds"]))
-            pre[(cfg.get("backbone"),)].append(float(meta["seconds"]))
-    return cells, pre
+            cfg, dev = meta.get("config") or {}, _device(meta)
+            t.pre[(cfg.get("backbone"), cfg.get("source"), _size(cfg.get("image_size")), cfg.get("epochs"))].append(
+                (float(meta["seconds"]), dev))
+            t.pre[(cfg.get("backbone"),)].append((float(meta["seconds"]), dev))
+            if meta.get("images_per_s"):
+                t.pre_ips[(cfg.get("backbone"), _size(cfg.get("image_size")))].append((meta["images_per_s"], dev))
+            if meta.get("n_train") is not None:
+                t.pre_counts[(cfg.get("source"), _size(cfg.get("source_data")), cfg.get("val_fraction"))].append(
+                    (int(meta["n_train"]), dev))
+    return t
 
 
-def estimate_seconds(plan: Plan) -> tuple[float, int, int, int]:
-    """(estimated CPU/GPU seconds of the pending jobs, jobs estimated, jobs with no recorded timing, jobs
-    estimated only from the same backbone at another image size, source or schedule: rough)."""
-    cells, pre = recorded_timings(plan.results_root)
-    total, known, unknown, rough = 0.0, 0, 0, 0
+@dataclass
+class Estimate:
+    """:func:`estimate_seconds`: ``seconds`` of compute for ``known`` jobs; ``unknown`` jobs had nothing to go by;
+    ``rough`` were estimated only from the same backbone at another image size, source or schedule;
+    ``from_throughput`` from the images per second of the same backbone and image size; ``devices``: where the
+    timings used were measured (records' ``provenance.device``), most used first."""
+
+    seconds: float = 0.0
+    known: int = 0
+    unknown: int = 0
+    rough: int = 0
+    from_throughput: int = 0
+    devices: Counter = field(default_factory=Counter)
+
+    def __iter__(self):  # (seconds, known, unknown, rough), as this function returned before
+        return iter((self.seconds, self.known, self.unknown, self.rough))
+
+
+def _median(entries: list) -> float:
+    return statistics.median(v for v, _ in entries)
+
+
+def _from_throughput(t: Timings, job: Job) -> tuple[float, list] | None:
+    """Seconds of ``job`` from the throughput measured for its backbone and image size, and the entries used;
+    None without such a measurement or without recorded image counts for its target (or source) and share."""
+    if job.kind == "pretrain":
+        c = job.config
+        ips = t.pre_ips.get((c["backbone"], _size(c["image_size"])))
+        n = t.pre_counts.get((c["source"], _size(c.get("source_data")), c.get("val_fraction")))
+        if not ips or not n:
+            return None
+        return _median(n) * int(c["epochs"]) / _median(ips), ips
+    c, cfg = job.cell, job.cell.config
+    key, epochs = (c.backbone, _size(cfg["image_size"])), _ft_epochs(cfg.get("finetune")) if c.ft_fraction else 0
+    counts = t.counts.get((c.target, _size(cfg.get("target_data")), c.ft_fraction))
+    ev, tr, setup = t.eval_ips.get(key), t.train_ips.get(key), t.setup.get(c.backbone)
+    if not counts or not ev or not setup or (epochs and not tr):
+        return None
+    n_trained = statistics.median(n[0] for n, _ in counts)
+    n_eval = statistics.median(n[1] for n, _ in counts)
+    seconds = _median(setup) + n_eval / _median(ev) + (n_trained * epochs / _median(tr) if epochs else 0.0)
+    return seconds, ev + (tr if epochs else [])
+
+
+def estimate_seconds(plan: Plan) -> Estimate:
+    """The compute the pending jobs need, from what finished jobs under the plan's results folder measured.
+
+    A job is estimated, in order of preference, from: the median ``timing.total_s`` of finished jobs with the same
+    backbone, image size, target, share and fine-tuning epochs (pre-training: backbone, source, size, epochs); else
+    the throughput measured for the same backbone and image size on any target (``timing.train_images_per_s``,
+    ``eval_images_per_s``, ``setup_s``; a pre-training's ``images_per_s``) times its images, counted in the
+    records of its target (source) and share; else, roughly, other cells of the same backbone. SVCCA runs are not
+    estimated.
+    """
+    t = recorded_timings(plan.results_root)
+    est = Estimate()
     for job in plan.jobs:
         if job.kind == "na":
             continue
         if job.kind == "svcca":  # not estimated (its record keeps its timing, but not in the cells' terms)
-            unknown += 1
+            est.unknown += 1
             continue
         if job.kind == "pretrain":
             c = job.config
             keys = [(c["backbone"], c["source"], _size(c["image_size"]), c["epochs"]), (c["backbone"],)]
-            table = pre
+            table = t.pre
         else:
             c, cfg = job.cell, job.cell.config
             ft = _ft_epochs(cfg.get("finetune")) if c.ft_fraction else 0
             keys = [(c.backbone, _size(cfg["image_size"]), c.target, c.ft_fraction, ft),
                     (c.backbone, _size(cfg["image_size"]), bool(c.ft_fraction)), (c.backbone,)]
-            table = cells
+            table = t.cells
+        measured = None if table.get(keys[0]) else _from_throughput(t, job)
         found = next((k for k in keys if table.get(k)), None)
-        if found:
-            total += statistics.median(table[found])
-            known += 1
-            rough += found == keys[-1]  # (backbone,) only
+        if measured is not None:
+            seconds, used = measured
+            est.from_throughput += 1
+        elif found:
+            seconds, used = _median(table[found]), table[found]
+            est.rough += found == keys[-1]  # (backbone,) only
         else:
-            unknown += 1
-    return total, known, unknown, rough
+            est.unknown += 1
+            continue
+        est.seconds += seconds
+        est.known += 1
+        est.devices.update(d for _, d in used if d)
+    return est
 
 
 def _fmt_s(s: float) -> str:
@@ -313,11 +410,15 @@ def format_plan(plan: Plan, *, workers: int = 1) -> str:
                          + (f" (after {job.deps[0]})" if job.deps else ""))
     for cid, reason in list(plan.failed_kept.items())[:10]:
         lines.append(f"    failed (kept; --retry-failed to retry) {cid}: {reason}")
-    total, known, unknown, rough = estimate_seconds(plan)
+    est = estimate_seconds(plan)
+    total, known, unknown, rough = est
     if known:
         w = max(1, workers)
-        lines.append(f"  estimate from recorded timings: {_fmt_s(total)} of compute for {known} job(s)"
+        where = f" (measured on {', '.join(d for d, _ in est.devices.most_common())})" if est.devices else ""
+        lines.append(f"  estimate from recorded timings{where}: {_fmt_s(total)} of compute for {known} job(s)"
                      f"{f', about {_fmt_s(total / w)} wall with {w} workers' if w > 1 else ''}"
+                     + (f"; {est.from_throughput} of them from the images per second measured for the same backbone "
+                        f"and image size" if est.from_throughput else "")
                      + (f"; {rough} of them rough (only the same backbone was recorded, at another image size, "
                         f"source or schedule)" if rough else "")
                      + (f"; {unknown} job(s) have no comparable recorded timing" if unknown else ""))

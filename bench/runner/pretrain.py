@@ -64,9 +64,12 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
     os.close(fd)
     torch.save(state, tmp)
     os.replace(tmp, ckpt)
+    seconds = time.perf_counter() - t0
+    # images x (whole-image) epochs per second of the whole pre-training: what ``bench plan`` estimates others from
+    images_per_s = len(train_idx) * int(cfg["epochs"]) / seconds if seconds > 0 and len(train_idx) else None
     meta = {"status": "ok", "cell_id": pretrain_id, "config": cfg, "held_out": held_out, "history": history,
             "n_train": int(len(train_idx)), "n_held_out": int(len(val_idx)),
-            "seconds": time.perf_counter() - t0, "seeds": seeds, "grad_accum": grad_accum,
+            "seconds": seconds, "images_per_s": images_per_s, "seeds": seeds, "grad_accum": grad_accum,
             "data": {"source": dataset_summary(source)}, **details}
     write_json_atomic(meta_path, meta)
     return state, {**meta, "reused": False}

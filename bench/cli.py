@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -430,8 +432,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's pre-emption) turned into an exception, so that it unwinds like Ctrl-C: the
+    local runner stops its worker processes instead of leaving them to finish their jobs as orphans."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return _dispatch(args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; bad input of any kind becomes one line on stderr and exit status 2 (no traceback)."""
     from pydantic import ValidationError
 
     try:
@@ -452,9 +474,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `bench ... | head`: the reader left; nothing to report
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted: finished cells are saved; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{how}: finished cells are saved; run the same command again to resume", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -153,7 +153,10 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
             names = trainable_parameters(model, stage.trainable, backbone)
             apply_trainable(model, names)
             params = [p for p in model.parameters() if p.requires_grad]
-            opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
+            # On the GPU one fused kernel per step instead of several per parameter group (a step of vgg16's 138 M
+            # weights is latency-bound otherwise); the CPU keeps the default (foreach) so its results stay as they were.
+            opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay,
+                                    **({"fused": True} if device.type == "cuda" else {}))
             total, warmup = stage.epochs * steps_per_epoch, stage.warmup_epochs * steps_per_epoch
             sched = torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda s, total=total, warmup=warmup, decay=stage.lr_decay: lr_factor(s, total, warmup, decay))

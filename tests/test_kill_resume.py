@@ -158,3 +158,34 @@ def test_kill_at_several_points_then_resume_equals_an_uninterrupted_run(tmp_path
     a = write_suite_reports(list(ref.values()), "killme", tmp_path / "rep_ref").read_text()
     b = write_suite_reports(list(got.values()), "killme", tmp_path / "rep_got").read_text()
     assert a == b
+
+
+def test_sigterm_stops_the_runner_and_its_workers_and_the_rerun_completes(tmp_path):
+    """``kill PID`` (SIGTERM) of ``bench run --workers 1`` while its worker is in the middle of a cell: the runner
+    says so and exits with 143, its worker does not outlive it (it used to finish its job as an orphan), and the
+    same command then completes the suite."""
+    suite_file = tmp_path / "killme.yaml"
+    suite_file.write_text(yaml.safe_dump(RAW))
+    root = tmp_path / "res"
+    out = root / "killme"
+    p = _start(suite_file, root, workers=1, sleep=2.0)  # 2 s per training step: the worker is busy for a while
+
+    def worker_busy() -> list[int]:
+        return [c["pid"] for c in _in_flight(out) + _in_flight(root / "pretrain") if c.get("pid") not in (None, p.pid)]
+
+    _wait_for(worker_busy, p)
+    worker = worker_busy()[0]
+    os.kill(p.pid, signal.SIGTERM)  # the runner only, as `kill PID` does: not its process group
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 143, err
+    assert "terminated (SIGTERM): finished cells are saved" in err and "Traceback" not in err, err
+    deadline = time.time() + 10
+    while time.time() < deadline and Path(f"/proc/{worker}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{worker}").exists(), f"worker {worker} outlived its runner"
+    _check_store(root, out)
+    p = _start(suite_file, root, workers=0, sleep=0)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    suite = build_suite(json.loads(json.dumps(RAW)))
+    assert sum(1 for rec in suite_records(suite, root) if rec.get("status") in ("ok", "na")) == len(suite.cells)

@@ -110,3 +110,34 @@ def test_report_says_which_environment_produced_the_records():
     recs[1]["provenance"]["torch_threads"] = 1
     assert "(1 records)" in render_report(recs, suite="t")
     assert "**Environment**" not in render_report([_fine_tuned("random", _scores(0, 2.0, 1))], suite="t")
+
+
+def test_a_source_network_that_did_not_learn_its_source_is_named_in_the_report():
+    weak = _fine_tuned("synth-ddsm", _scores(0, 2.0, 2))
+    weak["weights"] = {"source": "synth-ddsm", "pretrain_id": "p1", "pretrain_held_out_auc": 0.562,
+                       "pretrain_held_out_n": 20}
+    strong = _fine_tuned("synth-mias", _scores(0, 2.0, 3))
+    strong["weights"] = {"source": "synth-mias", "pretrain_id": "p2", "pretrain_held_out_auc": 0.91,
+                         "pretrain_held_out_n": 100}
+    text = render_report([_fine_tuned("random", _scores(0, 2.0, 1)), weak, strong], suite="t")
+    line = next(ln for ln in text.splitlines() if ln.startswith("**Weak sources:**"))
+    assert "toy_cnn on synth-ddsm: 0.562 on 20 held-out images (1 cell)" in line
+    assert "synth-mias" not in line  # learnt its source: not named
+    assert "**Weak sources:**" not in render_report([_fine_tuned("random", _scores(0, 2.0, 1)), strong], suite="t")
+
+
+def test_pretraining_warns_when_the_source_network_stays_at_chance(tmp_path):
+    from bench.runner.pretrain import ensure_pretrained
+    from bench.suite import build_suite
+
+    # One epoch of 2 steps on 40 images: too little to learn synth-ddsm (held-out AUC near chance).
+    raw = {"axes": {"backbone": ["toy_cnn"], "source": ["synth-ddsm"], "ft_fraction": [0], "target": ["synth-inbreast"]},
+           "image_size": 32, "pretrain": {"epochs": 1, "lr": 1e-6, "batch_size": 32, "val_fraction": 0.5},
+           "data": {"synth-ddsm": {"n_images": 80}, "synth-inbreast": {"n_images": 40}}}
+    cell = build_suite(raw).cells[0]
+    lines = []
+    _, meta = ensure_pretrained(cell.settings.pretrain, cell.pretrain_id, tmp_path, log=lines.append)
+    auc = meta["held_out"]["auc"]
+    warned = [ln for ln in lines if "warning: held-out source AUC" in ln]
+    assert (auc < 0.7) == bool(warned), (auc, lines)
+    assert auc < 0.7 and "did not learn synth-ddsm" in warned[0] and "pretrain.epochs" in warned[0]

@@ -30,7 +30,7 @@ import numpy as np
 from bench.analysis.metrics import rates
 from bench.analysis.stats import delong_auc_ci
 
-__all__ = ["EVAL_GAP", "FLAGS", "degenerate_flags", "kept_epoch", "record_flags"]
+__all__ = ["EVAL_GAP", "FLAGS", "WEAK_SOURCE_AUC", "degenerate_flags", "kept_epoch", "record_flags", "weak_source"]
 
 EVAL_GAP = 0.10
 """Largest drop (a fraction) of eval-mode train accuracy below the running train accuracy before it is flagged."""
@@ -42,6 +42,20 @@ FLAGS: dict[str, str] = {
                           "points below the running training accuracy",
 }
 """Each flag's name and its one-line meaning (the report prints these)."""
+
+WEAK_SOURCE_AUC = 0.70
+"""Held-out source AUC below which a pre-trained source network is called weak: it did not learn its source, so a
+cell that starts from it cannot show transfer (``benchmarks/known_answer.md``: 12 optimiser steps left resnet50 and
+MorphHR at 0.47-0.57, which then scored like random init on the target)."""
+
+
+def weak_source(held_out_auc: float | None) -> bool:
+    """True when a source network's held-out AUC is known and below :data:`WEAK_SOURCE_AUC`.
+
+    >>> weak_source(0.56), weak_source(0.9), weak_source(None)
+    (True, False, False)
+    """
+    return held_out_auc is not None and not math.isnan(held_out_auc) and held_out_auc < WEAK_SOURCE_AUC
 
 
 def degenerate_flags(labels, scores, *, train_acc: float | None = None, running_train_acc: float | None = None,

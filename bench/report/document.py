@@ -10,7 +10,7 @@ from bench.references import twin_of
 from bench.report.auc import auc_blocks
 from bench.report.beta import beta_blocks
 from bench.report.blocks import Block, BulletList, Heading, Note, Paragraph
-from bench.report.checks import DEGENERATE, UNCALIBRATED, environment_line
+from bench.report.checks import DEGENERATE, UNCALIBRATED, environment_line, weak_source_line
 from bench.report.flagged import failed_blocks, flagged_blocks
 from bench.report.frames import ReportData
 from bench.report.gain import gain_blocks
@@ -92,8 +92,9 @@ def _cell_blocks(data: ReportData, suite: str, stale: int, reference: str | None
     """Everything the cell records give (non-empty records): all but the title and the SVCCA section."""
     df, records = data.df, data.records
     env = environment_line(records)
+    weak = weak_source_line(records)
     blocks = [*_how_to_read(df), Paragraph(_counts_line(df)), *([Paragraph(env)] if env else []),
-              *_reference_line(suite, reference), *_stale_line(stale)]
+              *_reference_line(suite, reference), *_stale_line(stale), *([Paragraph(weak)] if weak else [])]
     for target in unique(df["target"]):
         blocks += _target_blocks(data, target)
     if reference:

@@ -42,6 +42,7 @@ def initial_weights(cell: Cell, model: torch.nn.Module, results_root: Path, log=
         where = str(pretrain_paths(results_root, cell.pretrain_id)[0])
         info = {"source": cell.source, "pretrain_id": cell.pretrain_id, "pretrain_reused": meta["reused"],
                 "pretrain_held_out_auc": (meta.get("held_out") or {}).get("auc"),
+                "pretrain_held_out_n": meta.get("n_held_out"),
                 "source_data": (meta.get("data") or {}).get("source")}
     try:
         moved = transfer_weights(model, state, mode=cell.transfer, hybrid_stage=cfg.hybrid_stage,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.analysis.degenerate import WEAK_SOURCE_AUC, weak_source
 from bench.backbones import BACKBONES
 from bench.backbones.checkpoint import load_checkpoint
 from bench.data.splits import finetune_split
@@ -58,6 +59,11 @@ def ensure_pretrained(cfg: dict, pretrain_id: str, results_root: str | Path, *, 
         scores = predict(model, source.images[val_idx], mean=spec.mean, std=spec.std)
         held_out = binary_metrics(source.labels[val_idx], scores)
         log(f"  held-out source AUC {held_out['auc']:.3f}")
+        if weak_source(held_out["auc"]):
+            log(f"  warning: held-out source AUC {held_out['auc']:.3f} < {WEAK_SOURCE_AUC:.2f} on {len(val_idx)} images: "
+                f"{cfg['backbone']} did not learn {cfg['source']}, so cells that start from it cannot show transfer; "
+                "give pre-training more steps (pretrain.epochs, or more source images: data.<source>.n_images). "
+                "The report lists such sources under *Weak sources*.")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=ckpt.parent, suffix=".pt.tmp")

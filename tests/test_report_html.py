@@ -219,7 +219,10 @@ def test_figures_that_the_data_cannot_give_are_left_out():
     only_no_ft = [_record("toy_cnn", s, 0.0, "synth-inbreast", seed) for s in ("imagenet", "synth-ddsm")
                   for seed in SEEDS]
     figures = parse_page(render_report_html(only_no_ft, suite="small")).figures
-    assert list(figures) == ["figures/auc-share-0.svg"]  # no random init, no hybrid, no fine-tuning: no β
+    # no random init, no hybrid, no fine-tuning: no ΔAUC, no hybrid figure, no β; the ROC curves of the No FT cells
+    assert list(figures) == ["figures/auc-share-0.svg", "figures/roc-0.svg"]
+    no_preds = [{**r, "predictions": {"image_id": [], "patient_id": [], "label": [], "score": []}} for r in only_no_ft]
+    assert "figures/roc-0.svg" not in parse_page(render_report_html(no_preds, suite="small")).figures
     failed = [_record("toy_cnn", "random", 0.1, "synth-inbreast", 0, status="failed", reason="boom")]
     text = render_report_html(failed, suite="broken")
     assert 'id="figures"' not in text and "<table" in text and text.endswith("</html>\n")
@@ -294,3 +297,16 @@ def test_figures_do_not_depend_on_styles_set_elsewhere_in_the_process():
         assert auc_share_figure(data, "synth-inbreast") == before
     finally:
         matplotlib.rcdefaults()
+
+
+def test_roc_curves_of_the_largest_share_one_panel_per_source_each_seed_a_curve(records, page):
+    figures = parse_page(page).figures
+    assert sorted(p for p in figures if p.startswith("figures/roc-")) == [f"figures/roc-{i}.svg" for i in range(len(TARGETS))]
+    svg = base64.b64decode(figures["figures/roc-0.svg"].split(",", 1)[1]).decode()
+    assert f"{TARGETS[0]}: {BACKBONES[0]}, FT {max(FRACTIONS):g}, full transfer" in svg.replace("&#8203;", "")
+    assert all(f"<!-- {label} -->" in svg for label in ("Random init", "ImageNet", "synth-ddsm"))
+    for seed in SEEDS:  # each seed's curve, labelled with the AUC the record's predictions give
+        rec = next(r for r in records if r["cell"] == {"backbone": BACKBONES[0], "source": "synth-ddsm",
+                                                        "ft_fraction": max(FRACTIONS), "target": TARGETS[0],
+                                                        "transfer": "full", "train_mode": "default", "seed": seed})
+        assert f"<!-- seed {seed}: AUC {rec['metrics']['auc']:.3f} -->" in svg

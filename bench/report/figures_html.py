@@ -25,7 +25,7 @@ from bench.report.frames import ReportData
 from bench.report.table import CONFIDENCE, fraction_label, source_label, source_order, unique
 
 __all__ = ["STYLE", "auc_share_figure", "beta_figure", "data_uri", "figure_blocks", "hybrid_figure", "paper_figure",
-           "source_gain_figure"]
+           "roc_cell", "roc_figure", "source_gain_figure"]
 
 STYLE = {
     "svg.hashsalt": "bench-report", "svg.fonttype": "path", "font.size": 9.0, "axes.titlesize": 10.0,
@@ -301,6 +301,57 @@ def beta_figure(data: ReportData, target: str) -> str | None:
         return _svg(fig)
 
 
+def roc_cell(data: ReportData, target: str) -> tuple[str, float] | None:
+    """The cell column whose ROC curves the page draws for ``target``: the first backbone and the largest fine-tune
+    share that has stored predictions (transfer = full), as (backbone, share); None when no cell has them."""
+    df = data.df
+    with_preds = set(data.predictions["cell_id"])
+    sub = df[(df["target"] == target) & (df["transfer"] == "full") & (df["status"] == "ok")
+             & df["cell_id"].isin(with_preds)]
+    if sub.empty:
+        return None
+    backbone = unique(sub["backbone"])[0]
+    return backbone, float(sub[sub["backbone"] == backbone]["ft_fraction"].max())
+
+
+def roc_figure(data: ReportData, target: str) -> str | None:
+    """ROC curves of the :func:`roc_cell` column of ``target``: one panel per pre-training source, each seed a
+    curve (scikit-learn's ``roc_curve`` on the stored per-image margins), the chance diagonal. None without one."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    chosen = roc_cell(data, target)
+    if chosen is None:
+        return None
+    backbone, share = chosen
+    df = data.df
+    sub = df[(df["target"] == target) & (df["transfer"] == "full") & (df["status"] == "ok")
+             & (df["backbone"] == backbone) & (df["ft_fraction"] == share)]
+    by_cell = dict(tuple(data.predictions.groupby("cell_id", sort=False)))
+    colour = _colours(source_order(df["source"]))
+    sources = [s for s in source_order(sub["source"]) if any(c in by_cell for c in sub[sub["source"] == s]["cell_id"])]
+    with _style():
+        fig, axes = _panels(len(sources), width=3.4, height=3.4)
+        for ax, source in zip(axes, sources):
+            for rec in sub[sub["source"] == source].sort_values("seed").itertuples():
+                preds = by_cell.get(rec.cell_id)
+                if preds is None or preds["label"].nunique() < 2:
+                    continue
+                fpr, tpr, _ = roc_curve(preds["label"], preds["score"])
+                auc = roc_auc_score(preds["label"], preds["score"])
+                ax.plot(fpr, tpr, color=colour[source], linewidth=1.2, alpha=0.8,
+                        label=f"seed {rec.seed}: AUC {auc:.3f}")
+            ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.02)
+            ax.set_aspect("equal")
+            ax.set_title(f"{source_label(source)}")
+            ax.set_xlabel("1 − specificity")
+            ax.legend(loc="lower right", frameon=False)
+        axes[0].set_ylabel("sensitivity")
+        fig.suptitle(f"{target}: {backbone}, {fraction_label(share)}, full transfer", y=1.02)
+        return _svg(fig)
+
+
 def paper_figure(frame: pd.DataFrame) -> str | None:
     """Paper value against ours for every published value with a number on both sides
     (:func:`bench.report.paper.paper_vs_ours`): the diagonal is agreement; bars are our 95 % interval; colour =
@@ -342,7 +393,8 @@ def paper_figure(frame: pd.DataFrame) -> str | None:
 
 def figure_blocks(data: ReportData, *, paper: pd.DataFrame | None = None) -> tuple[list, dict[str, str]]:
     """The page's figures section: per target, AUC against the fine-tune share (always, where there is an AUC),
-    ΔAUC of each source against random init, full vs hybrid and β (where the data has them); then paper vs ours.
+    ΔAUC of each source against random init, full vs hybrid, β and the ROC curves of one cell column (where the
+    data has them); then paper vs ours.
 
     Returns:
         The blocks (level-3 headings per target and :class:`bench.report.blocks.Figure` blocks) and the images by
@@ -361,7 +413,10 @@ def figure_blocks(data: ReportData, *, paper: pd.DataFrame | None = None) -> tup
              ("hybrid", hybrid_figure, "Full vs hybrid transfer, paired by seed: above the diagonal, hybrid "
                                        "scored higher."),
              ("beta", beta_figure, "Falconi's β per cell (fine-tuned cells); ‡ = training accuracy more than "
-                                   f"{FALCONI_GAP * 100:.0f} points above evaluation accuracy."))
+                                   f"{FALCONI_GAP * 100:.0f} points above evaluation accuracy."),
+             ("roc", roc_figure, "ROC curves of one cell per pre-training source (the first backbone at the "
+                                 "largest fine-tune share, named above the panels), each seed a curve, from the "
+                                 "stored per-image margins."))
     for i, target in enumerate(unique(data.df["target"])):
         found = []
         for kind, draw, caption in kinds:

@@ -205,6 +205,24 @@ def test_header_says_suite_description_when_where_counts_and_image_counts(record
     n_ok = sum(r["status"] == "ok" for r in records)
     assert f"{len(records)} records: {n_ok} ok, 1 NA, 1 failed; seeds 0, 1, 2." in header
     assert "Evaluation images" in header and "<td class=\"num\">40</td>" in header
+    assert "Training:" not in header  # these records carry no training settings: no line rather than a guess
+
+
+def test_header_gives_the_training_settings_in_brief_from_the_records():
+    recs = suite_records()
+    for rec in recs:
+        rec["config"]["image_size"] = 64
+        if rec["cell"]["ft_fraction"] > 0:  # a per-backbone rate for the second backbone
+            lr = 1e-4 if rec["cell"]["backbone"] == BACKBONES[1] else 3e-4
+            rec["config"]["finetune"] = {"epochs": 3, "lr": lr, "batch_size": 16, "bn_recalibrate": True}
+        if rec["cell"]["source"] == "synth-ddsm":
+            rec["config"]["pretrain"] = {"epochs": 5, "lr": 1e-3, "batch_size": 32, "val_fraction": 0.1,
+                                         "source_data": {"n_images": 1000}}
+    header = render_report_html(recs, suite="tiny")
+    header = header[header.index("<header"):header.index("</header>")]
+    assert ("<strong>Training:</strong> images of 64 px; fine-tuning: epochs 3, lr 0.0003 / 0.0001, batch 16, "
+            "BatchNorm statistics re-estimated; source pre-training: epochs 5, lr 0.001, batch 32 on 1000 source "
+            "images, 0.1 of them held out") in header
 
 
 def test_escaping_keeps_the_page_whole(page):
@@ -274,6 +292,11 @@ def test_a_suite_with_a_reference_gets_paper_vs_ours():
     recs = [_record("vgg16", s, f, "inbreast", seed) for s in ("random", "imagenet") for f in FRACTIONS
             for seed in SEEDS]
     text = render_report_html(recs, suite="paper", reference="bulathsinghalage-liu")
+    header = text[text.index("<header"):text.index("</header>")]
+    summary = re.search(r"<strong>Paper vs ours \(every published metric; tables below\):</strong> (\d+) of (\d+) cells "
+                        r"agree within our 95 % interval", header)
+    assert summary and 0 < int(summary.group(2)) and int(summary.group(1)) <= int(summary.group(2)), header
+    assert "Paper vs ours" not in render_report_html(recs, suite="paper").split("</header>")[0]
     figures = parse_page(text).figures
     assert "figures/paper-vs-ours.svg" in figures and "figures/auc-share-0.svg" in figures
     assert [len(t) for t in parse_page(text).tables] == [len(t) for t in

@@ -85,7 +85,8 @@ def _panels(n: int, *, width: float = 4.6, height: float = 3.4, sharey: bool = T
     plt = _pyplot()
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, sharey=sharey)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, sharey=sharey,
+                             layout="constrained")  # rows of panels: labels of one row clear of the titles below
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -151,7 +152,11 @@ def auc_share_figure(data: ReportData, target: str) -> str | None:
             ax.set_title(str(backbone))
             ax.set_xlabel("share of the target used for fine-tuning")
         axes[0].set_ylabel("AUC (mean, 95 % interval; dots: seeds)")
-        axes[-1].legend(title="pre-training", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+        legend = {}  # every source of any panel, once, in report order
+        for ax in axes:
+            legend.update({label: h for h, label in zip(*ax.get_legend_handles_labels()) if label not in legend})
+        fig.legend(list(legend.values()), list(legend), title="pre-training", loc="outside right upper",
+                   frameon=False)
         return _svg(fig)
 
 
@@ -296,8 +301,7 @@ def beta_figure(data: ReportData, target: str) -> str | None:
             handles.append(plt.Line2D([], [], marker="o", markersize=9, markerfacecolor="none", linestyle="none",
                                       markeredgecolor="#c0392b"))
             labels.append(f"‡ train acc > val acc + {FALCONI_GAP * 100:.0f} pts")
-        axes[-1].legend(handles, labels, title="pre-training", loc="upper left", bbox_to_anchor=(1.02, 1),
-                        frameon=False)
+        fig.legend(handles, labels, title="pre-training", loc="outside right upper", frameon=False)
         return _svg(fig)
 
 

@@ -34,7 +34,7 @@ from bench.report.table import (
     unique,
 )
 
-__all__ = ["OUTSIDE", "paper_blocks", "paper_vs_ours"]
+__all__ = ["OUTSIDE", "agreement", "paper_blocks", "paper_vs_ours"]
 
 OUTSIDE = "✗"
 """Marks a cell whose 95 % interval does not contain the paper's value."""
@@ -141,17 +141,20 @@ def _column_label(row, *, transfers: int) -> str:
     return label
 
 
-def _agreement(sub: pd.DataFrame) -> str:
+def agreement(sub: pd.DataFrame, label: str = "Agreement") -> str:
+    """How many of the cells of a paper-vs-ours frame (:func:`paper_vs_ours`, or rows of it) agree with the paper
+    within our 95 % interval, the mean absolute difference, and the published values that could not be judged: one
+    sentence, beginning with ``**label:**``."""
     judged = sub[sub["within_interval"].notna()]
     agree = int(judged["within_interval"].astype(bool).sum())
     both = sub[np.isfinite(sub["difference"].to_numpy(dtype=float))]
     published = sub[np.isfinite(sub["paper"].to_numpy(dtype=float))]
     if len(judged):
-        text = (f"**Agreement:** {agree} of {len(judged)} cells agree within our 95 % interval (it contains the "
+        text = (f"**{label}:** {agree} of {len(judged)} cells agree within our 95 % interval (it contains the "
                 f"paper's value)" + (f"; {OUTSIDE} marks the {len(judged) - agree} that do not" if agree < len(judged)
                                      else ""))
     else:
-        text = "**Agreement:** no cell could be judged"
+        text = f"**{label}:** no cell could be judged"
     text += (f"; mean absolute difference |ours − paper| = {np.abs(both['difference']).mean():.3f} over "
              f"{len(both)} cells" if len(both) else "; no cell has both the paper's value and ours")
     unjudged = len(published) - len(judged)
@@ -174,7 +177,7 @@ def _ours(paper_metric: str, df: pd.DataFrame) -> str:
 
 
 def _notes(sub: pd.DataFrame, tta: str | None) -> list[str]:
-    notes = [_agreement(sub),
+    notes = [agreement(sub),
              ("Ours = mean over seeds ± the half-width of its 95 % interval, as in the tables above (t over seeds "
               "with ≥ 2 seeds; with one seed the patient bootstrap for AUC and no interval otherwise). The paper "
               "reports one run per cell, without an interval; the difference is ours − paper.")]

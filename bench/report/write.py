@@ -12,7 +12,7 @@ from bench.report.document import report_blocks, report_paper
 from bench.report.figures import svcca_figure
 from bench.report.figures_html import data_uri, figure_blocks
 from bench.report.frames import ReportData, predictions_frame, records_frame, svcca_frame
-from bench.report.paper import paper_vs_ours
+from bench.report.paper import agreement, paper_vs_ours
 from bench.report.render_html import html_page
 from bench.report.render_md import markdown
 from bench.report.render_tex import latex
@@ -75,10 +75,49 @@ def _ran_line(records: list[dict]) -> str | None:
             + (f"; bench commit {commits}" if commits else "") + ".")
 
 
+def _values(items, key: str) -> str:
+    """The distinct values of ``key`` over the dicts ``items``, in first-seen order, joined by " / " (several where
+    ``per_backbone`` settings differ)."""
+    seen = dict.fromkeys(f"{v:g}" if isinstance(v, float) else str(v) for v in (i.get(key) for i in items)
+                         if v is not None)
+    return " / ".join(seen)
+
+
+def _training_line(records: list[dict]) -> str | None:
+    """The training settings in brief, from the ok records' configs: image size, fine-tuning (epochs, rate, batch;
+    a schedule's name or stage count) and source pre-training (the same, and how many source images)."""
+    cfgs = [r.get("config") or {} for r in records if r.get("status") == "ok"]
+    if not cfgs:
+        return None
+    sizes = _values(cfgs, "image_size")
+    parts = [f"images of {sizes} px"] if sizes else []
+    fts = [c["finetune"] for c in cfgs if c.get("finetune") and (c.get("ft_fraction") or 0) > 0]
+    if fts:
+        schedules = [f["schedule"] for f in fts if f.get("schedule")]
+        names = dict.fromkeys(s if isinstance(s, str) else f"{len(s)} stage{'s' if len(s) != 1 else ''}"
+                              for s in schedules)
+        plan = f"schedule {' / '.join(names)}" if schedules else f"epochs {_values(fts, 'epochs')}, lr {_values(fts, 'lr')}"
+        parts.append(f"fine-tuning: {plan}, batch {_values(fts, 'batch_size')}"
+                     + (", BatchNorm statistics re-estimated" if any(f.get("bn_recalibrate") for f in fts) else ""))
+    pres = [c["pretrain"] for c in cfgs if c.get("pretrain")]
+    if pres:
+        sources = [dict(p.get("source_data") or {}) for p in pres]
+        parts.append(f"source pre-training: epochs {_values(pres, 'epochs')}, lr {_values(pres, 'lr')}, batch "
+                     f"{_values(pres, 'batch_size')}"
+                     + (f" on {_values(sources, 'n_images')} source images" if any("n_images" in d for d in sources)
+                        else "")
+                     + (f", {_values(pres, 'val_fraction')} of them held out" if any(p.get("val_fraction") for p in pres)
+                        else ""))
+    if not parts:
+        return None
+    return "**Training:** " + "; ".join(parts) + " (AdamW; the suite file and each record's `config` give the rest)."
+
+
 def header_blocks(records: list[dict], *, suite: str, description: str | None = None,
-                  df: pd.DataFrame | None = None) -> list[Block]:
-    """The HTML page's header: suite and description, when and where it ran, cells by status and seeds, and the
-    evaluation and fine-tune image counts per target and fine-tune share (``n_eval``, ``n_finetune``, over
+                  df: pd.DataFrame | None = None, paper: pd.DataFrame | None = None) -> list[Block]:
+    """The HTML page's header: suite and description, when and where it ran, the training settings in brief, the
+    paper-vs-ours agreement (with ``paper``, :func:`bench.report.paper.paper_vs_ours`), cells by status and seeds,
+    and the evaluation and fine-tune image counts per target and fine-tune share (``n_eval``, ``n_finetune``, over
     sources, backbones and seeds)."""
     blocks: list[Block] = [Paragraph(f"**Suite:** `{suite}`" + (f": {description}" if description else ""))]
     if not records:
@@ -87,7 +126,10 @@ def header_blocks(records: list[dict], *, suite: str, description: str | None = 
     ran = _ran_line(records)
     counts = df["status"].value_counts()
     seeds = ", ".join(str(s) for s in sorted(unique(df["seed"]), key=str))
-    blocks += [*([Paragraph(ran)] if ran else []),
+    training = _training_line(records)
+    summary = [Paragraph(agreement(paper, "Paper vs ours (every published metric; tables below)"))] \
+        if paper is not None and not paper.empty else []
+    blocks += [*([Paragraph(ran)] if ran else []), *([Paragraph(training)] if training else []), *summary,
                Paragraph(f"**Cells:** {len(df)} records: {counts.get('ok', 0)} ok, {counts.get('na', 0)} NA, "
                          f"{counts.get('failed', 0)} failed; seeds {seeds}.")]
     ok = df[df["status"] == "ok"]
@@ -134,7 +176,7 @@ def _html(blocks: list[Block], data: ReportData | None, paper: pd.DataFrame | No
     records = data.records if data is not None else []
     return html_page(body, title=title, figures=pictures,
                      header=header_blocks(records, suite=suite, description=description,
-                                          df=data.df if data is not None else None))
+                                          df=data.df if data is not None else None, paper=paper))
 
 
 def write_report(records: list[dict], out: str | Path, *, suite: str, svcca_records: list[dict] | None = None,

@@ -305,6 +305,12 @@ def beta_figure(data: ReportData, target: str) -> str | None:
         return _svg(fig)
 
 
+ROC_SEEDS_LABELLED = 5
+"""Up to this many seeds the ROC figure labels each seed's curve with its AUC; beyond, one entry gives the range."""
+ROC_SEEDS_DRAWN = 10
+"""At most this many seeds' curves per panel (the first by seed number; the legend's AUC range covers them all)."""
+
+
 def roc_cell(data: ReportData, target: str) -> tuple[str, float] | None:
     """The cell column whose ROC curves the page draws for ``target``: the first backbone and the largest fine-tune
     share that has stored predictions (transfer = full), as (backbone, share); None when no cell has them."""
@@ -320,8 +326,9 @@ def roc_cell(data: ReportData, target: str) -> tuple[str, float] | None:
 
 def roc_figure(data: ReportData, target: str) -> str | None:
     """ROC curves of the :func:`roc_cell` column of ``target``: one panel per pre-training source, each seed a
-    curve (scikit-learn's ``roc_curve`` on the stored per-image margins), the chance diagonal. None without one."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    curve (scikit-learn's ``roc_curve`` on the stored per-image margins; at most :data:`ROC_SEEDS_DRAWN`), labelled
+    with the record's AUC, the chance diagonal. None without one."""
+    from sklearn.metrics import roc_curve
 
     chosen = roc_cell(data, target)
     if chosen is None:
@@ -336,14 +343,20 @@ def roc_figure(data: ReportData, target: str) -> str | None:
     with _style():
         fig, axes = _panels(len(sources), width=3.4, height=3.4)
         for ax, source in zip(axes, sources):
-            for rec in sub[sub["source"] == source].sort_values("seed").itertuples():
-                preds = by_cell.get(rec.cell_id)
-                if preds is None or preds["label"].nunique() < 2:
-                    continue
+            rows = [r for r in sub[sub["source"] == source].sort_values("seed").itertuples()
+                    if r.cell_id in by_cell and by_cell[r.cell_id]["label"].nunique() == 2]
+            few = len(rows) <= ROC_SEEDS_LABELLED
+            aucs = [float(r.auc) for r in rows]  # the records' AUC: the number the tables show
+            for rec, auc in list(zip(rows, aucs))[:ROC_SEEDS_DRAWN]:
+                preds = by_cell[rec.cell_id]
                 fpr, tpr, _ = roc_curve(preds["label"], preds["score"])
-                auc = roc_auc_score(preds["label"], preds["score"])
-                ax.plot(fpr, tpr, color=colour[source], linewidth=1.2, alpha=0.8,
-                        label=f"seed {rec.seed}: AUC {auc:.3f}")
+                # a legend entry per seed while it stays short; with more seeds, one entry for all of them
+                ax.plot(fpr, tpr, color=colour[source], linewidth=1.2 if few else 0.7, alpha=0.8 if few else 0.35,
+                        label=f"seed {rec.seed}: AUC {auc:.3f}" if few else None)
+            if not few:
+                drawn = f", {ROC_SEEDS_DRAWN} drawn" if len(rows) > ROC_SEEDS_DRAWN else ""
+                ax.plot([], [], color=colour[source],
+                        label=f"{len(rows)} seeds{drawn}: AUC {min(aucs):.3f}–{max(aucs):.3f}")
             ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1)
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.02)

@@ -333,3 +333,13 @@ def test_roc_curves_of_the_largest_share_one_panel_per_source_each_seed_a_curve(
                                                         "ft_fraction": max(FRACTIONS), "target": TARGETS[0],
                                                         "transfer": "full", "train_mode": "default", "seed": seed})
         assert f"<!-- seed {seed}: AUC {rec['metrics']['auc']:.3f} -->" in svg
+
+
+def test_roc_with_many_seeds_draws_ten_curves_and_gives_the_auc_range_in_one_entry():
+    seeds = range(12)
+    recs = [_record("toy_cnn", s, 0.2, "synth-inbreast", seed) for s in ("random", "synth-ddsm") for seed in seeds]
+    svg = base64.b64decode(parse_page(render_report_html(recs, suite="many")).figures["figures/roc-0.svg"]
+                           .split(",", 1)[1]).decode()
+    aucs = [r["metrics"]["auc"] for r in recs if r["cell"]["source"] == "synth-ddsm"]
+    assert f"<!-- 12 seeds, 10 drawn: AUC {min(aucs):.3f}–{max(aucs):.3f} -->" in svg
+    assert "<!-- seed 0: AUC" not in svg  # no entry per seed

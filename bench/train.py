@@ -116,6 +116,7 @@ def fit(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size:
     On a GPU the images stay on the device as uint8 and batches are gathered there; losses and
     accuracies stay on the device until the epoch ends (one host sync per epoch, not one per step).
     Autocast runs in bfloat16 where the GPU supports it, else float16 with loss scaling; none on the CPU.
+    AdamW is the fused implementation on the GPU (one kernel per step) and the default one on the CPU.
 
     Raises:
         DivergedError: at the end of an epoch in which a training loss was NaN or infinite, naming the

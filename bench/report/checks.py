@@ -137,19 +137,18 @@ def weak_source_line(records: list[dict]) -> str | None:
     """One sentence naming the pre-trained source networks whose held-out source AUC (``weights.pretrain_held_out_auc``
     of the cells that used them) is below :data:`~bench.analysis.degenerate.WEAK_SOURCE_AUC`, or None when there is
     none: such a network did not learn its source, so its cells compare random init with random init."""
-    weak: dict[str, tuple[str, str, float, int | None, int]] = {}
+    weak: dict[tuple, int] = {}  # (backbone, source, held-out AUC, held-out images) -> cells that used it
     for rec in records:
         w = rec.get("weights") or {}
         auc = w.get("pretrain_held_out_auc")
-        if rec.get("status") != "ok" or not weak_source(auc):
-            continue
-        key = w.get("pretrain_id") or f"{rec.get('backbone')}/{w.get('source')}"
-        cells = weak[key][4] if key in weak else 0
-        weak[key] = (str((rec.get("cell") or {}).get("backbone")), str(w.get("source")), float(auc), w.get("pretrain_held_out_n"), cells + 1)
+        if rec.get("status") == "ok" and weak_source(auc):
+            key = (str((rec.get("cell") or {}).get("backbone")), str(w.get("source")), float(auc),
+                   w.get("pretrain_held_out_n") or 0)
+            weak[key] = weak.get(key, 0) + 1
     if not weak:
         return None
-    parts = [f"{b} on {src}: {auc:.3f}" + (f" on {n} held-out images" if n else "") + f" ({c} cell{'s' if c != 1 else ''})"
-             for b, src, auc, n, c in sorted(weak.values())]
+    parts = [f"{b} on {src}: {auc:.3f}" + (f" on {n} held-out images" if n else "")
+             + f" ({c} cell{'s' if c != 1 else ''})" for (b, src, auc, n), c in sorted(weak.items())]
     return (f"**Weak sources:** the source network of these cells scored held-out source AUC below {WEAK_SOURCE_AUC:.2f} "
             f"after pre-training: {'; '.join(parts)}. It did not learn its source, so those cells start from what is "
             "in effect a random network and cannot show transfer; give pre-training more steps (`pretrain.epochs`, or "

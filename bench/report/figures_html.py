@@ -337,7 +337,8 @@ def roc_figure(data: ReportData, target: str) -> str | None:
     df = data.df
     sub = df[(df["target"] == target) & (df["transfer"] == "full") & (df["status"] == "ok")
              & (df["backbone"] == backbone) & (df["ft_fraction"] == share)]
-    by_cell = dict(tuple(data.predictions.groupby("cell_id", sort=False)))
+    preds = data.predictions
+    by_cell = dict(tuple(preds[preds["cell_id"].isin(sub["cell_id"])].groupby("cell_id", sort=False)))
     colour = _colours(source_order(df["source"]))
     sources = [s for s in source_order(sub["source"]) if any(c in by_cell for c in sub[sub["source"] == s]["cell_id"])]
     with _style():
@@ -361,7 +362,7 @@ def roc_figure(data: ReportData, target: str) -> str | None:
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.02)
             ax.set_aspect("equal")
-            ax.set_title(f"{source_label(source)}")
+            ax.set_title(source_label(source))
             ax.set_xlabel("1 − specificity")
             ax.legend(loc="lower right", frameon=False)
         axes[0].set_ylabel("sensitivity")
